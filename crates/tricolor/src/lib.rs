@@ -1,1 +1,84 @@
-//! placeholder
+//! # tricolor
+//!
+//! Go's memory-management runtime for Rust: a tracing, non-moving mark-sweep
+//! garbage collector for values shared between threads, with Go's allocator
+//! shape (size classes, spans, per-thread caches), Go's tuning (GOGC) and
+//! Go's statistics (`MemStats`).
+//!
+//! ```
+//! use tricolor::{Member, Root, Trace};
+//!
+//! #[derive(Trace)]
+//! struct Node { value: i64, left: Member<Node>, right: Member<Node> }
+//!
+//! impl Node {
+//!     fn leaf(value: i64) -> Node { Node { value, left: Member::null(), right: Member::null() } }
+//! }
+//!
+//! let root: Root<Node> = Root::new(Node::leaf(1));  // 'static, Send + Sync
+//! let g = tricolor::pin();                           // a guard
+//! let child = g.alloc(Node::leaf(2));                // Gc<'_, Node>: Copy, valid while g lives
+//! root.left.store(&g, Some(child));                  // an edge store
+//! child.right.store(&g, Some(root.get(&g)));         // a cycle
+//! assert_eq!(root.left.load(&g).unwrap().value, 2);
+//! drop(g);                                           // a quiescent point
+//! tricolor::gc();                                    // runtime.GC()
+//! assert_eq!(root.left.load(&tricolor::pin()).unwrap().value, 2);
+//! ```
+//!
+//! Three pointer kinds, one job each (see `docs/design/`):
+//! - [`Root<T>`]: an off-heap handle that keeps an object alive;
+//! - [`Gc<'g, T>`]: a copyable pointer valid while a [`Guard`] lives;
+//! - [`Member<T>`] and [`GcVec<T>`]: edges inside managed objects.
+//!
+//! Soundness rests on the invariants named in `docs/design/DESIGN.md`
+//! (INV-TRACE, INV-GUARD, INV-ROOT, INV-SWEEP, ...) and in
+//! `docs/design/core-api.md` (INV-SEAL, INV-HEAPPTR, INV-CACHE); every
+//! `unsafe` block cites the one it relies on.
+
+#![warn(missing_docs)]
+
+extern crate self as tricolor;
+
+// Public API.
+mod gcvec;
+mod member;
+mod root;
+mod stats;
+mod thread;
+mod trace;
+
+// The runtime.
+mod cache;
+mod collector;
+mod heap;
+mod object;
+mod options;
+mod pacer;
+mod sizeclass;
+mod sys;
+
+pub use cache::AllocError;
+pub use collector::gc;
+pub use gcvec::GcVec;
+pub use member::{Gc, Member};
+pub use options::{OptionSpec, OPTIONS};
+pub use root::Root;
+pub use stats::{read_mem_stats, MemStats};
+pub use thread::{pin, Guard};
+pub use trace::{Trace, Tracer};
+/// `#[derive(Trace)]`: see the `tricolor-derive` crate.
+pub use tricolor_derive::Trace;
+
+/// Sets the GOGC percentage and returns the previous one (Go's
+/// `debug.SetGCPercent`). A negative value turns automatic collection off;
+/// `gc()` still collects.
+pub fn set_gc_percent(percent: i32) -> i32 {
+    options::init();
+    let old = pacer::GC_PERCENT.swap(percent.max(-1), std::sync::atomic::Ordering::Relaxed);
+    pacer::update_goal();
+    old
+}
+
+#[cfg(test)]
+mod tests;

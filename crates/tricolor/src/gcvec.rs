@@ -1,0 +1,234 @@
+//! `GcVec<T>`: a growable vector of edges, safe to read while it grows.
+//!
+//! What: the Go slice model. Elements live in a *buffer*, itself a managed
+//! object (`cap` followed by `cap` edge slots). Growing allocates a bigger
+//! buffer, copies the edges and publishes it; a reader that still holds the
+//! old buffer keeps reading valid (if stale) memory, because the old buffer
+//! is freed only by the collector, once nothing can reach it.
+//!
+//! Protocol: writers (`push`, `set`, `pop`) serialise on an internal mutex;
+//! readers take no lock:
+//! - push: if full, publish the grown buffer (`buf.store(Release)`); write
+//!   the slot; then `len.store(len + 1, Release)`.
+//! - get(i): `len.load(Acquire)`; if `i < len`, `buf.load(Acquire)` — a
+//!   buffer at least as new as the one `len` was published with, so
+//!   `cap >= len` — then the slot (Acquire).
+//!
+//! Invariants: `len <= cap(buf)`; slots at and past `len` are null; the
+//! `buf` slot follows INV-SEAL like a `Member` (a `GcVec` built outside the
+//! heap cannot be read). The collector traces a buffer's every slot (nulls
+//! cost a load each), never taking the mutex (INV-TRACE).
+
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicUsize, Ordering::{Acquire, Relaxed, Release}};
+use std::sync::{Arc, Mutex};
+
+use crate::member::unsealed;
+use crate::object::TypeInfo;
+use crate::trace::{Trace, Tracer, UNSEALED};
+use crate::{Gc, Guard};
+
+/// A growable vector of nullable edges to `T`, readable without locks while
+/// other threads push to it.
+///
+/// ```
+/// use tricolor::{GcVec, Root, Trace};
+/// #[derive(Trace)]
+/// struct Leaf(u32);
+/// #[derive(Trace)]
+/// struct Bag { items: GcVec<Leaf> }
+///
+/// let bag = Root::new(Bag { items: GcVec::new() });
+/// let g = tricolor::pin();
+/// for i in 0..10 {
+///     bag.items.push(&g, Some(g.alloc(Leaf(i))));
+/// }
+/// assert_eq!(bag.items.len(), 10);
+/// assert_eq!(bag.items.get(&g, 3).unwrap().0, 3);
+/// ```
+pub struct GcVec<T> {
+    buf: AtomicUsize,
+    len: AtomicUsize,
+    write: Mutex<()>,
+    _owns: PhantomData<Arc<T>>,
+}
+
+/// Trace function of buffers: `cap`, then `cap` slots.
+///
+/// # Safety
+/// `p` is the value pointer of a live buffer.
+unsafe fn trace_buf(p: *const u8, t: &mut Tracer) {
+    // SAFETY: a buffer starts with its capacity, then that many slots.
+    unsafe {
+        let cap = *(p as *const usize);
+        let slots = (p as *const AtomicUsize).add(1);
+        for i in 0..cap {
+            t.edge(&*slots.add(i));
+        }
+    }
+}
+
+static BUF_INFO: TypeInfo = TypeInfo {
+    trace: trace_buf,
+    drop: None,
+    value_offset: 8,
+    name: || "tricolor::GcVec buffer",
+};
+
+/// # Safety
+/// `b` is the value pointer of a live buffer (INV-GUARD holds it).
+unsafe fn buf_slots<'a>(b: usize) -> &'a [AtomicUsize] {
+    // SAFETY: layout of a buffer (see trace_buf).
+    unsafe {
+        let cap = *(b as *const usize);
+        std::slice::from_raw_parts((b as *const AtomicUsize).add(1), cap)
+    }
+}
+
+impl<T> GcVec<T> {
+    /// An empty vector (allocates nothing).
+    pub const fn new() -> Self {
+        GcVec {
+            buf: AtomicUsize::new(UNSEALED),
+            len: AtomicUsize::new(0),
+            write: Mutex::new(()),
+            _owns: PhantomData,
+        }
+    }
+
+    /// Number of elements.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len.load(Acquire)
+    }
+
+    /// Whether the vector is empty.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    #[inline]
+    fn buffer(&self) -> usize {
+        let b = self.buf.load(Acquire);
+        if b & UNSEALED != 0 {
+            unsealed();
+        }
+        b
+    }
+
+    /// Element `i`: `None` if `i >= len()` or the element is empty.
+    #[inline]
+    pub fn get<'g>(&self, _guard: &'g Guard, i: usize) -> Option<Gc<'g, T>> {
+        let len = self.len.load(Acquire);
+        let b = self.buffer();
+        if i >= len || b == 0 {
+            return None;
+        }
+        // SAFETY: `b` was loaded under the guard from a sealed GcVec: it is a
+        // live buffer with cap >= len > i (protocol above).
+        let v = unsafe { buf_slots(b) }[i].load(Acquire);
+        (v != 0).then(|| Gc::from_value_ptr(v))
+    }
+
+    /// Iterates over the elements present when each is read.
+    pub fn iter<'a, 'g>(&'a self, guard: &'g Guard) -> impl Iterator<Item = Option<Gc<'g, T>>> + 'a
+    where
+        'g: 'a,
+        T: 'g,
+    {
+        let n = self.len();
+        (0..n).map_while(move |i| if i < self.len() { Some(self.get(guard, i)) } else { None })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.write.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Replaces element `i`.
+    ///
+    /// # Panics
+    /// If `i >= len()`.
+    pub fn set<'g>(&self, _guard: &'g Guard, i: usize, value: Option<Gc<'g, T>>) {
+        let _w = self.lock();
+        let len = self.len.load(Relaxed);
+        assert!(i < len, "GcVec::set: index {i} out of range for length {len}");
+        let b = self.buffer();
+        // SAFETY: live buffer with cap >= len (writers hold the lock).
+        let slots = unsafe { buf_slots(b) };
+        slots[i].store(raw(value), Release);
+    }
+
+    /// Appends an element.
+    pub fn push<'g>(&self, guard: &'g Guard, value: Option<Gc<'g, T>>) {
+        let _w = self.lock();
+        let len = self.len.load(Relaxed);
+        let mut b = self.buf.load(Relaxed);
+        let tag = b & UNSEALED;
+        b &= !UNSEALED;
+        // SAFETY: a non-null buffer is live (held by this vector, under the guard).
+        let cap = if b == 0 { 0 } else { unsafe { buf_slots(b) }.len() };
+        if len == cap {
+            let new_cap = (cap * 2).max(4);
+            let nb = guard
+                .alloc_dyn(8 * (new_cap + 1), &BUF_INFO)
+                .unwrap_or_else(|e| panic!("{e}"));
+            // SAFETY: fresh buffer of new_cap + 1 words, exclusively ours
+            // until published below.
+            unsafe {
+                *(nb as *mut usize) = new_cap;
+                let dst = (nb as *mut AtomicUsize).add(1);
+                for i in 0..new_cap {
+                    let v = if i < len { buf_slots(b)[i].load(Relaxed) } else { 0 };
+                    dst.add(i).write(AtomicUsize::new(v));
+                }
+            }
+            self.buf.store(nb | tag, Release);
+            b = nb;
+        }
+        // SAFETY: live buffer with cap > len.
+        let slots = unsafe { buf_slots(b) };
+        slots[len].store(raw(value), Release);
+        self.len.store(len + 1, Release);
+    }
+
+    /// Removes and returns the last element (`None` if empty; `Some(None)`
+    /// if the last element was empty).
+    pub fn pop<'g>(&self, _guard: &'g Guard) -> Option<Option<Gc<'g, T>>> {
+        let _w = self.lock();
+        let len = self.len.load(Relaxed);
+        if len == 0 {
+            return None;
+        }
+        let b = self.buffer();
+        self.len.store(len - 1, Release);
+        // SAFETY: live buffer with cap >= len.
+        let v = unsafe { buf_slots(b) }[len - 1].swap(0, Release);
+        Some((v != 0).then(|| Gc::from_value_ptr(v)))
+    }
+}
+
+fn raw<T>(v: Option<Gc<'_, T>>) -> usize {
+    v.map_or(0, |g| g.as_ptr() as usize)
+}
+
+impl<T> Default for GcVec<T> {
+    fn default() -> Self {
+        GcVec::new()
+    }
+}
+
+impl<T> std::fmt::Debug for GcVec<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GcVec").field("len", &self.len()).finish()
+    }
+}
+
+// SAFETY: reports its buffer, whose TypeInfo reports every element.
+unsafe impl<T> Trace for GcVec<T> {
+    const NEEDS_TRACE: bool = true;
+    #[inline]
+    fn trace(&self, t: &mut Tracer) {
+        t.edge(&self.buf)
+    }
+}

@@ -1,0 +1,71 @@
+//! Options: every environment variable tricolor reads, declared once.
+//!
+//! Each option is parsed once, when the heap is first used. A bad value is
+//! reported once on stderr, naming the variable, the value and what is
+//! accepted, and the default is kept: a typo never changes behaviour
+//! silently and never aborts the program.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Once;
+
+/// One option: its environment variable, default and meaning.
+#[derive(Debug, Clone, Copy)]
+pub struct OptionSpec {
+    /// Environment variable.
+    pub env: &'static str,
+    /// Default, as text.
+    pub default: &'static str,
+    /// What it does and what values it accepts.
+    pub doc: &'static str,
+}
+
+/// Every option tricolor reads.
+pub const OPTIONS: &[OptionSpec] = &[OptionSpec {
+    env: "TRICOLOR_GC",
+    default: "100",
+    doc: "GOGC: the heap may grow by this percentage of the live heap before the next cycle; `off` (or a negative number) disables automatic collection",
+}];
+
+/// Parses a GOGC value: a whole number (negative = off) or `off`.
+pub(crate) fn parse_gc_percent(s: &str) -> Result<i32, String> {
+    let t = s.trim();
+    if t.eq_ignore_ascii_case("off") {
+        return Ok(-1);
+    }
+    t.parse::<i32>().map(|v| v.max(-1)).map_err(|_| {
+        format!("expected a whole number of percent (e.g. 100) or `off`, got {s:?}")
+    })
+}
+
+/// Reads the environment once.
+pub(crate) fn init() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let _ = crate::stats::START.set(std::time::Instant::now());
+        if let Some(v) = std::env::var_os("TRICOLOR_GC") {
+            match v.to_str().ok_or_else(|| "not valid UTF-8".to_string()).and_then(parse_gc_percent) {
+                Ok(p) => {
+                    crate::pacer::GC_PERCENT.store(p, Relaxed);
+                    crate::pacer::update_goal();
+                }
+                Err(e) => eprintln!("tricolor: ignoring TRICOLOR_GC: {e}; using the default (100)"),
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gc_percent_values() {
+        assert_eq!(parse_gc_percent("100"), Ok(100));
+        assert_eq!(parse_gc_percent(" 50 "), Ok(50));
+        assert_eq!(parse_gc_percent("off"), Ok(-1));
+        assert_eq!(parse_gc_percent("OFF"), Ok(-1));
+        assert_eq!(parse_gc_percent("-7"), Ok(-1));
+        assert!(parse_gc_percent("abc").unwrap_err().contains("abc"));
+        assert!(parse_gc_percent("").is_err());
+    }
+}

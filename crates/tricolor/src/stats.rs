@@ -1,0 +1,209 @@
+//! Statistics: the counters behind `MemStats`, and `MemStats` itself.
+//!
+//! One declaration ([`mem_stats!`]) lists every `MemStats` field once, with
+//! its documentation; the struct, the field-name list and the JSON writer are
+//! generated from it, so they cannot drift.
+//!
+//! Counters (all `Relaxed` atomics, monotonic): `mallocs` and `alloc_bytes`
+//! are added by thread caches when they commit a bitmap word (every <= 64
+//! objects) or allocate a large object; `frees`/`freed_bytes` by the sweeper.
+//! Between cycles they lag by the words thread caches have not committed
+//! yet; `gc()` flushes every cache, so figures read right after it are exact.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+
+/// Allocation and cycle counters.
+pub(crate) struct Counters {
+    pub mallocs: AtomicU64,
+    pub alloc_bytes: AtomicU64,
+    pub frees: AtomicU64,
+    pub freed_bytes: AtomicU64,
+}
+
+pub(crate) static COUNTERS: Counters = Counters {
+    mallocs: AtomicU64::new(0),
+    alloc_bytes: AtomicU64::new(0),
+    frees: AtomicU64::new(0),
+    freed_bytes: AtomicU64::new(0),
+};
+
+/// Per-cycle records, written by the collector at the end of each cycle.
+pub(crate) struct CycleStats {
+    pub num_gc: u32,
+    pub num_forced_gc: u32,
+    pub pause_total_ns: u64,
+    pub pause_ns: [u64; 256],
+    pub pause_end: [u64; 256],
+    pub last_gc: u64,
+    pub gc_cpu_ns: u64,
+}
+
+pub(crate) static CYCLES: Mutex<CycleStats> = Mutex::new(CycleStats {
+    num_gc: 0,
+    num_forced_gc: 0,
+    pause_total_ns: 0,
+    pause_ns: [0; 256],
+    pause_end: [0; 256],
+    last_gc: 0,
+    gc_cpu_ns: 0,
+});
+
+/// Process start, for `gc_cpu_fraction`.
+pub(crate) static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
+trait JsonValue {
+    fn write_json(&self, out: &mut String);
+}
+impl JsonValue for u64 {
+    fn write_json(&self, out: &mut String) {
+        out.push_str(&self.to_string())
+    }
+}
+impl JsonValue for u32 {
+    fn write_json(&self, out: &mut String) {
+        out.push_str(&self.to_string())
+    }
+}
+impl JsonValue for bool {
+    fn write_json(&self, out: &mut String) {
+        out.push_str(if *self { "true" } else { "false" })
+    }
+}
+impl JsonValue for f64 {
+    fn write_json(&self, out: &mut String) {
+        if self.is_finite() {
+            out.push_str(&format!("{self}"))
+        } else {
+            out.push('0')
+        }
+    }
+}
+impl JsonValue for [u64; 256] {
+    fn write_json(&self, out: &mut String) {
+        out.push('[');
+        for (i, v) in self.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            v.write_json(out);
+        }
+        out.push(']');
+    }
+}
+
+macro_rules! mem_stats {
+    ($( $(#[doc = $doc:literal])+ $name:ident : $ty:ty, )*) => {
+        /// Memory statistics, named after Go's `runtime.MemStats` (snake_case).
+        ///
+        /// Read with [`read_mem_stats`](crate::read_mem_stats). Figures are
+        /// exact right after [`gc`](crate::gc); between cycles, allocation
+        /// counts lag by the objects thread caches have not committed yet
+        /// (at most 64 per size class per thread).
+        #[derive(Clone, Debug)]
+        #[non_exhaustive]
+        pub struct MemStats {
+            $( $(#[doc = $doc])+ pub $name: $ty, )*
+        }
+
+        impl MemStats {
+            /// Every field name, in declaration order.
+            pub const FIELDS: &'static [&'static str] = &[$(stringify!($name)),*];
+
+            /// One JSON object with every field by its name.
+            pub fn to_json(&self) -> String {
+                let mut out = String::from("{");
+                let mut first = true;
+                $(
+                    if !first { out.push(','); }
+                    first = false;
+                    out.push_str(concat!("\"", stringify!($name), "\":"));
+                    JsonValue::write_json(&self.$name, &mut out);
+                )*
+                let _ = first;
+                out.push('}');
+                out
+            }
+        }
+    };
+}
+
+mem_stats! {
+    /// Bytes of allocated heap objects (same as `heap_alloc`).
+    alloc: u64,
+    /// Cumulative bytes allocated for heap objects (slot sizes).
+    total_alloc: u64,
+    /// Bytes of memory obtained from the OS for the heap and its metadata.
+    sys: u64,
+    /// Cumulative count of heap objects allocated.
+    mallocs: u64,
+    /// Cumulative count of heap objects freed.
+    frees: u64,
+    /// Bytes of allocated heap objects: reachable ones and unreachable ones
+    /// the collector has not freed yet.
+    heap_alloc: u64,
+    /// Bytes of heap memory obtained from the OS (spans of all arenas).
+    heap_sys: u64,
+    /// Bytes in idle (free) spans.
+    heap_idle: u64,
+    /// Bytes in in-use spans.
+    heap_inuse: u64,
+    /// Bytes of physical memory returned to the OS (no scavenger yet: 0).
+    heap_released: u64,
+    /// Number of allocated heap objects (`mallocs - frees`).
+    heap_objects: u64,
+    /// The heap goal: the next cycle starts when the heap reaches it.
+    next_gc: u64,
+    /// End of the last cycle, in nanoseconds since the Unix epoch (0: none yet).
+    last_gc: u64,
+    /// Cumulative nanoseconds of collector pauses.
+    pause_total_ns: u64,
+    /// Recent pause durations in nanoseconds, a ring: the most recent is at
+    /// `pause_ns[(num_gc + 255) % 256]`.
+    pause_ns: [u64; 256],
+    /// End times of recent pauses (ns since the Unix epoch), same ring layout.
+    pause_end: [u64; 256],
+    /// Number of completed cycles.
+    num_gc: u32,
+    /// Number of cycles forced by `gc()`.
+    num_forced_gc: u32,
+    /// Fraction of wall time since the heap started spent collecting.
+    gc_cpu_fraction: f64,
+    /// Whether automatic collection is on (GOGC >= 0).
+    enable_gc: bool,
+}
+
+/// Reads the current memory statistics. Never stops the world.
+pub fn read_mem_stats() -> MemStats {
+    crate::options::init();
+    let mallocs = COUNTERS.mallocs.load(Relaxed);
+    let frees = COUNTERS.frees.load(Relaxed).min(mallocs);
+    let alloc_bytes = COUNTERS.alloc_bytes.load(Relaxed);
+    let heap_alloc = alloc_bytes.saturating_sub(COUNTERS.freed_bytes.load(Relaxed));
+    let (heap_sys, heap_idle) = crate::heap::page_stats();
+    let sys = heap_sys + crate::heap::meta_bytes();
+    let c = CYCLES.lock().unwrap_or_else(|e| e.into_inner());
+    let elapsed = START.get().map(|s| s.elapsed().as_nanos() as f64).unwrap_or(0.0);
+    MemStats {
+        alloc: heap_alloc,
+        total_alloc: alloc_bytes,
+        sys,
+        mallocs,
+        frees,
+        heap_alloc,
+        heap_sys,
+        heap_idle,
+        heap_inuse: heap_sys - heap_idle,
+        heap_released: 0,
+        heap_objects: mallocs - frees,
+        next_gc: crate::pacer::NEXT_GC.load(Relaxed),
+        last_gc: c.last_gc,
+        pause_total_ns: c.pause_total_ns,
+        pause_ns: c.pause_ns,
+        pause_end: c.pause_end,
+        num_gc: c.num_gc,
+        num_forced_gc: c.num_forced_gc,
+        gc_cpu_fraction: if elapsed > 0.0 { c.gc_cpu_ns as f64 / elapsed } else { 0.0 },
+        enable_gc: crate::pacer::GC_PERCENT.load(Relaxed) >= 0,
+    }
+}
