@@ -20,11 +20,43 @@ pub struct OptionSpec {
 }
 
 /// Every option tricolor reads.
-pub const OPTIONS: &[OptionSpec] = &[OptionSpec {
-    env: "TRICOLOR_GC",
-    default: "100",
-    doc: "GOGC: the heap may grow by this percentage of the live heap before the next cycle; `off` (or a negative number) disables automatic collection",
-}];
+pub const OPTIONS: &[OptionSpec] = &[
+    OptionSpec {
+        env: "TRICOLOR_GC",
+        default: "100",
+        doc: "GOGC: the heap may grow by this percentage of the live heap before the next cycle; `off` (or a negative number) disables automatic collection",
+    },
+    OptionSpec {
+        env: "TRICOLOR_DEBUG",
+        default: "",
+        doc: "GODEBUG-style comma-separated settings: `gctrace=1` prints one line per cycle on stderr",
+    },
+];
+
+static GCTRACE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether `TRICOLOR_DEBUG=gctrace=1` is set.
+pub(crate) fn gctrace() -> bool {
+    GCTRACE.load(Relaxed)
+}
+
+/// Parses `TRICOLOR_DEBUG`: returns gctrace.
+pub(crate) fn parse_debug(s: &str) -> Result<bool, String> {
+    let mut gctrace = false;
+    for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        match item.split_once('=') {
+            Some(("gctrace", v)) => {
+                gctrace = match v {
+                    "0" => false,
+                    "1" => true,
+                    _ => return Err(format!("gctrace takes 0 or 1, got {v:?}")),
+                }
+            }
+            _ => return Err(format!("unknown setting {item:?} (known: gctrace=0|1)")),
+        }
+    }
+    Ok(gctrace)
+}
 
 /// Parses a GOGC value: a whole number (negative = off) or `off`.
 pub(crate) fn parse_gc_percent(s: &str) -> Result<i32, String> {
@@ -51,6 +83,12 @@ pub(crate) fn init() {
                 Err(e) => eprintln!("tricolor: ignoring TRICOLOR_GC: {e}; using the default (100)"),
             }
         }
+        if let Some(v) = std::env::var_os("TRICOLOR_DEBUG") {
+            match v.to_str().ok_or_else(|| "not valid UTF-8".to_string()).and_then(parse_debug) {
+                Ok(t) => GCTRACE.store(t, Relaxed),
+                Err(e) => eprintln!("tricolor: ignoring TRICOLOR_DEBUG: {e}"),
+            }
+        }
     });
 }
 
@@ -67,5 +105,13 @@ mod tests {
         assert_eq!(parse_gc_percent("-7"), Ok(-1));
         assert!(parse_gc_percent("abc").unwrap_err().contains("abc"));
         assert!(parse_gc_percent("").is_err());
+    }
+
+    #[test]
+    fn debug_values() {
+        assert_eq!(parse_debug("gctrace=1"), Ok(true));
+        assert_eq!(parse_debug("gctrace=0,"), Ok(false));
+        assert!(parse_debug("gctrace=2").is_err());
+        assert!(parse_debug("bogus=1").unwrap_err().contains("bogus"));
     }
 }

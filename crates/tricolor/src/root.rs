@@ -25,7 +25,7 @@
 
 use std::marker::PhantomData;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicUsize, Ordering::{Acquire, Relaxed, Release}};
+use std::sync::atomic::{AtomicUsize, Ordering::{Acquire, Release}};
 use std::sync::{Arc, Mutex};
 
 use crate::thread::pin;

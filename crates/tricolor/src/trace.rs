@@ -73,7 +73,7 @@ impl Tracer {
     /// Visits one edge slot (a `Member`'s or a `GcVec` buffer's).
     #[inline(always)]
     pub(crate) fn edge(&mut self, slot: &AtomicUsize) {
-        use std::sync::atomic::Ordering::{Acquire, Relaxed};
+        use std::sync::atomic::Ordering::Acquire;
         match self.mode {
             Mode::Mark => {
                 let v = slot.load(Acquire) & !UNSEALED;
@@ -82,10 +82,11 @@ impl Tracer {
                 }
             }
             Mode::Seal => {
-                let v = slot.load(Relaxed);
-                if v & UNSEALED != 0 {
-                    slot.store(v & !UNSEALED, Relaxed);
-                }
+                // SAFETY: seal mode runs only in `init_object`, on an object
+                // not yet published to any other thread or to the collector,
+                // so this plain access races with nothing. Being plain lets
+                // the compiler fold it into the value's initialising store.
+                unsafe { *slot.as_ptr() &= !UNSEALED };
             }
         }
     }
