@@ -129,6 +129,9 @@ pub(crate) fn collect_pending() {
 /// quiescent point, so it could never finish.
 pub fn gc() {
     crate::options::init();
+    if IN_COLLECTOR.with(|c| c.get()) {
+        panic!("tricolor::gc() called from a `Drop` run by the collector");
+    }
     if thread::is_pinned() {
         panic!(
             "tricolor::gc() called while this thread holds a Guard; drop every guard of the \
