@@ -1,1 +1,15 @@
-//! placeholder
+//! The `tricolor` command line, as a library.
+//!
+//! The binary (`src/main.rs`) is a thin wrapper around [`cli::main`]; all the
+//! logic lives here so that it can be tested and reused (the benchmark crate
+//! runs the same workloads):
+//!
+//! - [`workloads`]: GC workloads that run on the tricolor heap and print only
+//!   deterministic text (the Benchmarks Game binary-trees, Boehm's GCBench);
+//! - [`report`]: turning [`tricolor::MemStats`] into a readable summary or a
+//!   one-line JSON object;
+//! - [`cli`]: the clap command-line definition and its dispatcher.
+
+pub mod cli;
+pub mod report;
+pub mod workloads;

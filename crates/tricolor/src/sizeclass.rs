@@ -42,7 +42,7 @@ pub(crate) const fn class_for(bytes: usize, align: usize) -> usize {
     let mut c = 1;
     while c < NUM_CLASSES {
         let s = CLASS_SIZES[c] as usize;
-        if s >= bytes && s % align == 0 {
+        if s >= bytes && s.is_multiple_of(align) {
             return c;
         }
         c += 1;
