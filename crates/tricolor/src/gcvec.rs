@@ -118,6 +118,12 @@ impl<T> GcVec<T> {
     }
 
     /// Element `i`: `None` if `i >= len()` or the element is empty.
+    ///
+    /// # Panics
+    /// If this vector is not inside a managed object: a `GcVec` is filled
+    /// after the value holding it is allocated (its buffers are managed
+    /// objects that only a traced vector keeps alive). The same holds for
+    /// [`GcVec::set`], [`GcVec::push`] and [`GcVec::pop`].
     #[inline]
     pub fn get<'g>(&self, _guard: &'g Guard, i: usize) -> Option<Gc<'g, T>> {
         let len = self.len.load(Acquire);
@@ -160,13 +166,15 @@ impl<T> GcVec<T> {
     }
 
     /// Appends an element.
+    ///
+    /// # Panics
+    /// If this vector is not inside a managed object (see [`GcVec::get`]).
     pub fn push<'g>(&self, guard: &'g Guard, value: Option<Gc<'g, T>>) {
         let _w = self.lock();
         let len = self.len.load(Relaxed);
-        let mut b = self.buf.load(Relaxed);
-        let tag = b & UNSEALED;
-        b &= !UNSEALED;
-        // SAFETY: a non-null buffer is live (held by this vector, under the guard).
+        let mut b = self.buffer();
+        // SAFETY: a non-null buffer of a sealed vector is live (reachable
+        // from this vector, which the guard keeps reachable).
         let cap = if b == 0 { 0 } else { unsafe { buf_slots(b) }.len() };
         if len == cap {
             let new_cap = (cap * 2).max(4);
@@ -174,7 +182,7 @@ impl<T> GcVec<T> {
                 .alloc_dyn(8 * (new_cap + 1), &BUF_INFO)
                 .unwrap_or_else(|e| panic!("{e}"));
             // SAFETY: fresh buffer of new_cap + 1 words, exclusively ours
-            // until published below.
+            // until published below; the old one is live (as above).
             unsafe {
                 *(nb as *mut usize) = new_cap;
                 let dst = (nb as *mut AtomicUsize).add(1);
@@ -183,7 +191,7 @@ impl<T> GcVec<T> {
                     dst.add(i).write(AtomicUsize::new(v));
                 }
             }
-            self.buf.store(nb | tag, Release);
+            self.buf.store(nb, Release);
             b = nb;
         }
         // SAFETY: live buffer with cap > len.
