@@ -81,8 +81,14 @@ struct ClassCache {
     orig: u64,
 }
 
-const EMPTY: ClassCache =
-    ClassCache { span: std::ptr::null(), word_base: 0, size: 0, word: 0, bits: 0, orig: 0 };
+const EMPTY: ClassCache = ClassCache {
+    span: std::ptr::null(),
+    word_base: 0,
+    size: 0,
+    word: 0,
+    bits: 0,
+    orig: 0,
+};
 
 /// A thread's private spans, one per span class.
 pub(crate) struct ThreadCache {
@@ -91,7 +97,9 @@ pub(crate) struct ThreadCache {
 
 impl ThreadCache {
     pub(crate) const fn new() -> Self {
-        ThreadCache { classes: [EMPTY; NUM_SPAN_CLASSES] }
+        ThreadCache {
+            classes: [EMPTY; NUM_SPAN_CLASSES],
+        }
     }
 
     /// Takes a slot of span class `sc`; returns the slot's start address.
@@ -99,9 +107,7 @@ impl ThreadCache {
     pub(crate) fn alloc_small(&mut self, sc: usize) -> Result<usize, AllocError> {
         let c = &mut self.classes[sc];
         if c.bits != 0 {
-            let i = c.bits.trailing_zeros() as usize;
-            c.bits &= c.bits - 1;
-            return Ok(c.word_base + i * c.size);
+            return Ok(take(c));
         }
         self.alloc_small_slow(sc)
     }
@@ -110,30 +116,26 @@ impl ThreadCache {
     #[inline(never)]
     fn alloc_small_slow(&mut self, sc: usize) -> Result<usize, AllocError> {
         let c = &mut self.classes[sc];
-        loop {
-            if !c.span.is_null() {
-                // SAFETY: a held span's metadata is valid while held (INV-CACHE).
-                let m = unsafe { &*c.span };
-                commit(c, m);
-                if advance(c, m, c.word + 1) {
-                    let i = c.bits.trailing_zeros() as usize;
-                    c.bits &= c.bits - 1;
-                    return Ok(c.word_base + i * c.size);
-                }
-                // Exhausted: the span is full; the sweeper finds it by walking arenas.
-                *c = EMPTY;
+        if !c.span.is_null() {
+            // SAFETY: a held span's metadata is valid while held (INV-CACHE).
+            let m = unsafe { &*c.span };
+            commit(c, m);
+            if advance(c, m, c.word + 1) {
+                return Ok(take(c));
             }
+            // Exhausted: the span is full; the sweeper finds it by walking arenas.
+            *c = EMPTY;
+        }
+        loop {
             let m = refill(sc)?;
             c.span = m;
             c.size = m.elem_size.load(Relaxed) as usize;
-            c.word = 0;
-            c.bits = 0;
-            c.orig = 0;
-            if !advance(c, m, 0) {
-                // A central span with no free slot cannot happen (the sweeper
-                // lists only partial spans); be safe and drop it.
-                *c = EMPTY;
+            if advance(c, m, 0) {
+                return Ok(take(c));
             }
+            // A listed span with no free slot cannot happen (the sweeper
+            // lists only partial spans); be safe and drop it.
+            *c = EMPTY;
         }
     }
 
@@ -152,12 +154,23 @@ impl ThreadCache {
                 let free = m.nelems.load(Relaxed) as usize - m.allocated();
                 pacer::unaccount((free * c.size) as u64);
                 if free > 0 {
-                    CENTRAL[sc].lock().unwrap_or_else(|e| e.into_inner()).push(m as *const _ as usize);
+                    CENTRAL[sc]
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(m as *const _ as usize);
                 }
             }
             *c = EMPTY;
         }
     }
+}
+
+/// Takes the lowest free slot of the current word (which has one).
+#[inline(always)]
+fn take(c: &mut ClassCache) -> usize {
+    let i = c.bits.trailing_zeros() as usize;
+    c.bits &= c.bits - 1;
+    c.word_base + i * c.size
 }
 
 /// Commits the slots taken from the current word.

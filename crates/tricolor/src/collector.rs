@@ -147,7 +147,10 @@ fn collect(reason: Reason) {
         return; // another thread ran it
     }
     let threads = THREADS.lock().unwrap_or_else(|e| e.into_inner());
-    if threads.iter().any(|t| t.exited.load(Relaxed) && t.pinned.load(Relaxed)) {
+    if threads
+        .iter()
+        .any(|t| t.exited.load(Relaxed) && t.pinned.load(Relaxed))
+    {
         warn_leaked_guard();
         pacer::GC_PENDING.store(false, Relaxed);
         return;
@@ -175,7 +178,10 @@ fn collect(reason: Reason) {
     pacer::update_goal();
 
     let pause = start.elapsed().as_nanos() as u64;
-    let end = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    let end = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
     {
         let mut c = CYCLES.lock().unwrap_or_else(|e| e.into_inner());
         let i = c.num_gc as usize % 256;
@@ -195,12 +201,19 @@ fn collect(reason: Reason) {
         let n = CYCLES.lock().unwrap_or_else(|e| e.into_inner()).num_gc;
         eprintln!(
             "gc {n} @{:.3}s: {:.3} ms stw, {}->{} MB, {} MB goal{}",
-            crate::stats::START.get().map(|s| s.elapsed().as_secs_f64()).unwrap_or(0.0),
+            crate::stats::START
+                .get()
+                .map(|s| s.elapsed().as_secs_f64())
+                .unwrap_or(0.0),
             pause as f64 / 1e6,
             before >> 20,
             live >> 20,
             pacer::NEXT_GC.load(Relaxed) >> 20,
-            if reason == Reason::Forced { " (forced)" } else { "" }
+            if reason == Reason::Forced {
+                " (forced)"
+            } else {
+                ""
+            }
         );
     }
     drop(threads);
@@ -266,7 +279,10 @@ fn sweep_small(m: &'static SpanMeta) -> (u64, u64, u64) {
         heap::free_span(m);
     } else if live < nelems {
         let sc = m.spanclass.load(Relaxed) as usize;
-        CENTRAL[sc].lock().unwrap_or_else(|e| e.into_inner()).push(m as *const _ as usize);
+        CENTRAL[sc]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(m as *const _ as usize);
     }
     (live, dead_n, size as u64)
 }

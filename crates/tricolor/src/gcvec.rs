@@ -20,7 +20,10 @@
 //! cost a load each), never taking the mutex (INV-TRACE).
 
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicUsize, Ordering::{Acquire, Relaxed, Release}};
+use std::sync::atomic::{
+    AtomicUsize,
+    Ordering::{Acquire, Relaxed, Release},
+};
 use std::sync::{Arc, Mutex};
 
 use crate::member::unsealed;
@@ -144,7 +147,13 @@ impl<T> GcVec<T> {
         T: 'g,
     {
         let n = self.len();
-        (0..n).map_while(move |i| if i < self.len() { Some(self.get(guard, i)) } else { None })
+        (0..n).map_while(move |i| {
+            if i < self.len() {
+                Some(self.get(guard, i))
+            } else {
+                None
+            }
+        })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
@@ -158,7 +167,10 @@ impl<T> GcVec<T> {
     pub fn set<'g>(&self, _guard: &'g Guard, i: usize, value: Option<Gc<'g, T>>) {
         let _w = self.lock();
         let len = self.len.load(Relaxed);
-        assert!(i < len, "GcVec::set: index {i} out of range for length {len}");
+        assert!(
+            i < len,
+            "GcVec::set: index {i} out of range for length {len}"
+        );
         let b = self.buffer();
         // SAFETY: live buffer with cap >= len (writers hold the lock).
         let slots = unsafe { buf_slots(b) };
@@ -175,7 +187,11 @@ impl<T> GcVec<T> {
         let mut b = self.buffer();
         // SAFETY: a non-null buffer of a sealed vector is live (reachable
         // from this vector, which the guard keeps reachable).
-        let cap = if b == 0 { 0 } else { unsafe { buf_slots(b) }.len() };
+        let cap = if b == 0 {
+            0
+        } else {
+            unsafe { buf_slots(b) }.len()
+        };
         if len == cap {
             let new_cap = (cap * 2).max(4);
             let nb = guard
@@ -187,7 +203,11 @@ impl<T> GcVec<T> {
                 *(nb as *mut usize) = new_cap;
                 let dst = (nb as *mut AtomicUsize).add(1);
                 for i in 0..new_cap {
-                    let v = if i < len { buf_slots(b)[i].load(Relaxed) } else { 0 };
+                    let v = if i < len {
+                        buf_slots(b)[i].load(Relaxed)
+                    } else {
+                        0
+                    };
                     dst.add(i).write(AtomicUsize::new(v));
                 }
             }

@@ -33,7 +33,9 @@
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::Mutex;
 
-use crate::sizeclass::{div_magic, objects_per_span, CLASS_SIZES, NUM_SPAN_CLASSES, SPAN_BYTES, SPAN_SHIFT};
+use crate::sizeclass::{
+    div_magic, objects_per_span, CLASS_SIZES, NUM_SPAN_CLASSES, SPAN_BYTES, SPAN_SHIFT,
+};
 use crate::sys::{map_arena, ARENA_BYTES};
 
 /// Spans per arena.
@@ -112,7 +114,9 @@ impl SpanMeta {
 
     /// Slots currently committed as allocated.
     pub(crate) fn allocated(&self) -> usize {
-        (0..self.nwords()).map(|w| self.alloc_bits[w].load(Relaxed).count_ones() as usize).sum()
+        (0..self.nwords())
+            .map(|w| self.alloc_bits[w].load(Relaxed).count_ones() as usize)
+            .sum()
     }
 }
 
@@ -149,8 +153,11 @@ pub(crate) struct PageHeap {
 /// The page heap lock. Lock order: collector → thread registry → `PAGES` /
 /// central lists (never both central and `PAGES` held while taking the other
 /// in the opposite order: central code releases its lock before calling here).
-pub(crate) static PAGES: Mutex<PageHeap> =
-    Mutex::new(PageHeap { arenas: Vec::new(), free: Vec::new(), free_spans: 0 });
+pub(crate) static PAGES: Mutex<PageHeap> = Mutex::new(PageHeap {
+    arenas: Vec::new(),
+    free: Vec::new(),
+    free_spans: 0,
+});
 
 /// Partially free swept spans per span class, for thread caches to refill from.
 pub(crate) static CENTRAL: [Mutex<Vec<usize>>; NUM_SPAN_CLASSES] =
@@ -205,7 +212,11 @@ impl PageHeap {
 
     fn give_back(&mut self, start: usize, n: usize) {
         let arena = start & !(ARENA_BYTES - 1);
-        let a = self.arenas.iter().position(|&x| x == arena).expect("span of an unknown arena");
+        let a = self
+            .arenas
+            .iter()
+            .position(|&x| x == arena)
+            .expect("span of an unknown arena");
         let i = (start - arena) / SPAN_BYTES;
         for s in i..i + n {
             self.free[a][s / 64] |= 1 << (s % 64);
@@ -266,7 +277,9 @@ pub(crate) fn new_large_span(bytes: usize, noscan: bool) -> Result<&'static Span
     let m = unsafe { meta_of(start) };
     for s in 1..n {
         // SAFETY: the run lies inside one arena (take() never crosses arenas).
-        unsafe { meta_of(start + s * SPAN_BYTES) }.kind.store(kind::LARGE_CONT, Relaxed);
+        unsafe { meta_of(start + s * SPAN_BYTES) }
+            .kind
+            .store(kind::LARGE_CONT, Relaxed);
     }
     m.alloc_bits[0].store(1, Relaxed);
     m.mark_bits[0].store(0, Relaxed);
@@ -290,7 +303,9 @@ pub(crate) fn free_span(m: &SpanMeta) {
     }
     for s in 0..n {
         // SAFETY: the run lies inside one mapped arena.
-        unsafe { meta_of(start + s * SPAN_BYTES) }.kind.store(kind::FREE, Relaxed);
+        unsafe { meta_of(start + s * SPAN_BYTES) }
+            .kind
+            .store(kind::FREE, Relaxed);
     }
     lock_pages().give_back(start, n);
 }

@@ -18,7 +18,10 @@
 
 use std::marker::PhantomData;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicUsize, Ordering::{Acquire, Relaxed, Release}};
+use std::sync::atomic::{
+    AtomicUsize,
+    Ordering::{Acquire, Relaxed, Release},
+};
 use std::sync::Arc;
 
 use crate::trace::{Trace, Tracer, UNSEALED};
@@ -51,7 +54,10 @@ impl<'g, T> Gc<'g, T> {
     #[inline(always)]
     pub(crate) fn from_value_ptr(v: usize) -> Self {
         // SAFETY: value pointers of objects are never null.
-        Gc { ptr: unsafe { NonNull::new_unchecked(v as *mut T) }, _guard: PhantomData }
+        Gc {
+            ptr: unsafe { NonNull::new_unchecked(v as *mut T) },
+            _guard: PhantomData,
+        }
     }
 
     #[inline(always)]
@@ -123,13 +129,19 @@ impl<T> Member<T> {
     /// An empty edge.
     #[inline]
     pub const fn null() -> Self {
-        Member { slot: AtomicUsize::new(UNSEALED), _owns: PhantomData }
+        Member {
+            slot: AtomicUsize::new(UNSEALED),
+            _owns: PhantomData,
+        }
     }
 
     /// An edge to `target` (or empty).
     #[inline]
     pub fn new(target: Option<Gc<'_, T>>) -> Self {
-        Member { slot: AtomicUsize::new(raw(target) | UNSEALED), _owns: PhantomData }
+        Member {
+            slot: AtomicUsize::new(raw(target) | UNSEALED),
+            _owns: PhantomData,
+        }
     }
 
     /// Reads the edge. The result lives as long as `guard`.
@@ -143,7 +155,10 @@ impl<T> Member<T> {
         if v & UNSEALED != 0 {
             unsealed();
         }
-        NonNull::new(v as *mut T).map(|ptr| Gc { ptr, _guard: PhantomData })
+        NonNull::new(v as *mut T).map(|ptr| Gc {
+            ptr,
+            _guard: PhantomData,
+        })
     }
 
     /// Writes the edge.
@@ -164,7 +179,10 @@ impl<T> Member<T> {
             unsealed();
         }
         let prev = self.slot.swap(raw(target), Release);
-        NonNull::new(prev as *mut T).map(|ptr| Gc { ptr, _guard: PhantomData })
+        NonNull::new(prev as *mut T).map(|ptr| Gc {
+            ptr,
+            _guard: PhantomData,
+        })
     }
 
     /// Whether the edge is empty. Needs no guard.

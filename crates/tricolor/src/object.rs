@@ -37,19 +37,31 @@ pub(crate) struct Layout<T>(PhantomData<T>);
 
 impl<T: Trace + 'static> Layout<T> {
     /// Alignment of slots holding a `T` (at least the header's).
-    pub const ALIGN: usize = if std::mem::align_of::<T>() > 8 { std::mem::align_of::<T>() } else { 8 };
+    pub const ALIGN: usize = if std::mem::align_of::<T>() > 8 {
+        std::mem::align_of::<T>()
+    } else {
+        8
+    };
     /// Offset of the value from the slot start.
     pub const VALUE_OFFSET: usize = Self::ALIGN;
     /// Bytes the slot must hold.
     pub const BYTES: usize = Self::VALUE_OFFSET + std::mem::size_of::<T>();
     /// Size class, or 0 for a large object.
-    pub const CLASS: usize = if Self::BYTES <= MAX_SMALL { class_for(Self::BYTES, Self::ALIGN) } else { 0 };
+    pub const CLASS: usize = if Self::BYTES <= MAX_SMALL {
+        class_for(Self::BYTES, Self::ALIGN)
+    } else {
+        0
+    };
     /// Span class (`class << 1 | noscan`).
     pub const SPAN_CLASS: usize = Self::CLASS << 1 | (!T::NEEDS_TRACE) as usize;
     /// The type's `TypeInfo`.
     pub const INFO: &'static TypeInfo = &TypeInfo {
         trace: trace_erased::<T>,
-        drop: if std::mem::needs_drop::<T>() { Some(drop_erased::<T>) } else { None },
+        drop: if std::mem::needs_drop::<T>() {
+            Some(drop_erased::<T>)
+        } else {
+            None
+        },
         value_offset: Self::VALUE_OFFSET,
         name: std::any::type_name::<T>,
     };

@@ -64,9 +64,9 @@ pub(crate) fn parse_gc_percent(s: &str) -> Result<i32, String> {
     if t.eq_ignore_ascii_case("off") {
         return Ok(-1);
     }
-    t.parse::<i32>().map(|v| v.max(-1)).map_err(|_| {
-        format!("expected a whole number of percent (e.g. 100) or `off`, got {s:?}")
-    })
+    t.parse::<i32>()
+        .map(|v| v.max(-1))
+        .map_err(|_| format!("expected a whole number of percent (e.g. 100) or `off`, got {s:?}"))
 }
 
 /// Reads the environment once.
@@ -75,7 +75,11 @@ pub(crate) fn init() {
     ONCE.call_once(|| {
         let _ = crate::stats::START.set(std::time::Instant::now());
         if let Some(v) = std::env::var_os("TRICOLOR_GC") {
-            match v.to_str().ok_or_else(|| "not valid UTF-8".to_string()).and_then(parse_gc_percent) {
+            match v
+                .to_str()
+                .ok_or_else(|| "not valid UTF-8".to_string())
+                .and_then(parse_gc_percent)
+            {
                 Ok(p) => {
                     crate::pacer::GC_PERCENT.store(p, Relaxed);
                     crate::pacer::update_goal();
@@ -84,7 +88,11 @@ pub(crate) fn init() {
             }
         }
         if let Some(v) = std::env::var_os("TRICOLOR_DEBUG") {
-            match v.to_str().ok_or_else(|| "not valid UTF-8".to_string()).and_then(parse_debug) {
+            match v
+                .to_str()
+                .ok_or_else(|| "not valid UTF-8".to_string())
+                .and_then(parse_debug)
+            {
                 Ok(t) => GCTRACE.store(t, Relaxed),
                 Err(e) => eprintln!("tricolor: ignoring TRICOLOR_DEBUG: {e}"),
             }

@@ -25,7 +25,10 @@
 
 use std::marker::PhantomData;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicUsize, Ordering::{Acquire, Release}};
+use std::sync::atomic::{
+    AtomicUsize,
+    Ordering::{Acquire, Release},
+};
 use std::sync::{Arc, Mutex};
 
 use crate::thread::pin;
@@ -44,7 +47,10 @@ struct Pool {
     free: Vec<usize>,
 }
 
-static POOL: Mutex<Pool> = Mutex::new(Pool { chunks: Vec::new(), free: Vec::new() });
+static POOL: Mutex<Pool> = Mutex::new(Pool {
+    chunks: Vec::new(),
+    free: Vec::new(),
+});
 
 fn lock_pool() -> std::sync::MutexGuard<'static, Pool> {
     POOL.lock().unwrap_or_else(|e| e.into_inner())
@@ -61,10 +67,16 @@ pub(crate) fn give_back(slots: Vec<usize>) {
 fn refill(local: &mut Vec<usize>) {
     let mut p = lock_pool();
     if p.free.len() < 64 {
-        let chunk: Box<[RootSlot; CHUNK]> =
-            Box::new([const { RootSlot { obj: AtomicUsize::new(0) } }; CHUNK]);
+        let chunk: Box<[RootSlot; CHUNK]> = Box::new(
+            [const {
+                RootSlot {
+                    obj: AtomicUsize::new(0),
+                }
+            }; CHUNK],
+        );
         let base = chunk.as_ptr() as usize;
-        p.free.extend((0..CHUNK).map(|i| base + i * std::mem::size_of::<RootSlot>()));
+        p.free
+            .extend((0..CHUNK).map(|i| base + i * std::mem::size_of::<RootSlot>()));
         p.chunks.push(chunk);
     }
     let at = p.free.len() - 64;
@@ -148,7 +160,11 @@ impl<T: Trace + Send + 'static> Root<T> {
     /// Roots the object `gc` points to.
     pub fn from_gc(gc: Gc<'_, T>) -> Root<T> {
         let ptr = gc.as_non_null();
-        Root { ptr, slot: create(ptr.as_ptr() as usize), _owns: PhantomData }
+        Root {
+            ptr,
+            slot: create(ptr.as_ptr() as usize),
+            _owns: PhantomData,
+        }
     }
 
     /// A pointer to the object, valid while `guard` lives.
@@ -182,7 +198,11 @@ impl<T: Trace + Send + 'static> std::ops::Deref for Root<T> {
 
 impl<T: Trace + Send + 'static> Clone for Root<T> {
     fn clone(&self) -> Self {
-        Root { ptr: self.ptr, slot: create(self.ptr.as_ptr() as usize), _owns: PhantomData }
+        Root {
+            ptr: self.ptr,
+            slot: create(self.ptr.as_ptr() as usize),
+            _owns: PhantomData,
+        }
     }
 }
 

@@ -183,7 +183,10 @@ pub fn read_mem_stats() -> MemStats {
     let (heap_sys, heap_idle) = crate::heap::page_stats();
     let sys = heap_sys + crate::heap::meta_bytes();
     let c = CYCLES.lock().unwrap_or_else(|e| e.into_inner());
-    let elapsed = START.get().map(|s| s.elapsed().as_nanos() as f64).unwrap_or(0.0);
+    let elapsed = START
+        .get()
+        .map(|s| s.elapsed().as_nanos() as f64)
+        .unwrap_or(0.0);
     MemStats {
         alloc: heap_alloc,
         total_alloc: alloc_bytes,
@@ -203,7 +206,11 @@ pub fn read_mem_stats() -> MemStats {
         pause_end: c.pause_end,
         num_gc: c.num_gc,
         num_forced_gc: c.num_forced_gc,
-        gc_cpu_fraction: if elapsed > 0.0 { c.gc_cpu_ns as f64 / elapsed } else { 0.0 },
+        gc_cpu_fraction: if elapsed > 0.0 {
+            c.gc_cpu_ns as f64 / elapsed
+        } else {
+            0.0
+        },
         enable_gc: crate::pacer::GC_PERCENT.load(Relaxed) >= 0,
     }
 }

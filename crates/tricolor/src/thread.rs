@@ -151,7 +151,9 @@ struct Handle(RefCell<Option<Arc<ThreadState>>>);
 
 impl Drop for Handle {
     fn drop(&mut self) {
-        let Some(ts) = self.0.borrow_mut().take() else { return };
+        let Some(ts) = self.0.borrow_mut().take() else {
+            return;
+        };
         CURRENT.with(|c| c.set(DEAD as *const ThreadState));
         if ts.depth.get() > 0 {
             // A guard outlives the thread (it was leaked, or lives in another
@@ -199,7 +201,9 @@ fn register() -> *const ThreadState {
     }
     crate::options::init();
     let ts = Arc::new(ThreadState::new());
-    let ok = HANDLE.try_with(|h| *h.0.borrow_mut() = Some(ts.clone())).is_ok();
+    let ok = HANDLE
+        .try_with(|h| *h.0.borrow_mut() = Some(ts.clone()))
+        .is_ok();
     if !ok {
         return std::ptr::null();
     }
@@ -213,7 +217,9 @@ fn register() -> *const ThreadState {
 /// thread is exiting (its thread-locals are destroyed).
 #[inline]
 fn current() -> *const ThreadState {
-    let p = CURRENT.try_with(|c| c.get()).unwrap_or(DEAD as *const ThreadState);
+    let p = CURRENT
+        .try_with(|c| c.get())
+        .unwrap_or(DEAD as *const ThreadState);
     if (p as usize) > DEAD {
         return p;
     }
@@ -281,7 +287,11 @@ pub fn pin() -> Guard {
     }
     ts.depth.set(d + 1);
     // SAFETY: `p` is non-null.
-    Guard { ts: unsafe { NonNull::new_unchecked(p as *mut ThreadState) }, owned: None, _not_send: PhantomData }
+    Guard {
+        ts: unsafe { NonNull::new_unchecked(p as *mut ThreadState) },
+        owned: None,
+        _not_send: PhantomData,
+    }
 }
 
 /// A pinned scope of a thread: `Gc<'g, T>` pointers live while it does.
@@ -305,7 +315,11 @@ impl Guard {
         lock(&THREADS).push(ts.clone());
         ts.pin_outer();
         ts.depth.set(1);
-        Guard { ts: NonNull::from(&*ts), owned: Some(ts), _not_send: PhantomData }
+        Guard {
+            ts: NonNull::from(&*ts),
+            owned: Some(ts),
+            _not_send: PhantomData,
+        }
     }
 
     #[inline(always)]
@@ -407,7 +421,9 @@ unsafe fn init_object<T: Trace + 'static>(slot: usize, value: T) -> usize {
     }
     if std::mem::needs_drop::<T>() {
         // SAFETY: `slot` is in a span of a mapped arena (INV-HEAPPTR).
-        unsafe { crate::heap::meta_of(slot) }.has_drop.store(true, std::sync::atomic::Ordering::Relaxed);
+        unsafe { crate::heap::meta_of(slot) }
+            .has_drop
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
     if T::NEEDS_TRACE {
         // INV-SEAL: edges born inside a managed object become loadable.
@@ -441,6 +457,8 @@ impl Drop for Guard {
 
 impl std::fmt::Debug for Guard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Guard").field("depth", &self.ts().depth.get()).finish()
+        f.debug_struct("Guard")
+            .field("depth", &self.ts().depth.get())
+            .finish()
     }
 }

@@ -67,7 +67,10 @@ pub(crate) const UNSEALED: usize = 1;
 
 impl Tracer {
     pub(crate) fn new(mode: Mode) -> Self {
-        Tracer { mode, stack: Vec::new() }
+        Tracer {
+            mode,
+            stack: Vec::new(),
+        }
     }
 
     /// Visits one edge slot (a `Member`'s or a `GcVec` buffer's).
@@ -104,14 +107,45 @@ macro_rules! plain {
 }
 
 plain!(
-    (), bool, char, u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize, f32, f64,
-    String, str, std::time::Duration, std::time::Instant, std::time::SystemTime,
-    std::path::PathBuf, std::ffi::OsString, std::ffi::CString,
-    std::sync::atomic::AtomicBool, std::sync::atomic::AtomicU8, std::sync::atomic::AtomicU16,
-    std::sync::atomic::AtomicU32, std::sync::atomic::AtomicU64, std::sync::atomic::AtomicUsize,
-    std::sync::atomic::AtomicI8, std::sync::atomic::AtomicI16, std::sync::atomic::AtomicI32,
-    std::sync::atomic::AtomicI64, std::sync::atomic::AtomicIsize,
-    std::num::NonZeroU32, std::num::NonZeroU64, std::num::NonZeroUsize,
+    (),
+    bool,
+    char,
+    u8,
+    u16,
+    u32,
+    u64,
+    u128,
+    usize,
+    i8,
+    i16,
+    i32,
+    i64,
+    i128,
+    isize,
+    f32,
+    f64,
+    String,
+    str,
+    std::time::Duration,
+    std::time::Instant,
+    std::time::SystemTime,
+    std::path::PathBuf,
+    std::ffi::OsString,
+    std::ffi::CString,
+    std::sync::atomic::AtomicBool,
+    std::sync::atomic::AtomicU8,
+    std::sync::atomic::AtomicU16,
+    std::sync::atomic::AtomicU32,
+    std::sync::atomic::AtomicU64,
+    std::sync::atomic::AtomicUsize,
+    std::sync::atomic::AtomicI8,
+    std::sync::atomic::AtomicI16,
+    std::sync::atomic::AtomicI32,
+    std::sync::atomic::AtomicI64,
+    std::sync::atomic::AtomicIsize,
+    std::num::NonZeroU32,
+    std::num::NonZeroU64,
+    std::num::NonZeroUsize,
     std::fs::File,
 );
 
