@@ -185,11 +185,11 @@ impl<T> GcVec<T> {
         let _w = self.lock();
         let len = self.len.load(Relaxed);
         let mut b = self.buffer();
-        // SAFETY: a non-null buffer of a sealed vector is live (reachable
-        // from this vector, which the guard keeps reachable).
         let cap = if b == 0 {
             0
         } else {
+            // SAFETY: a non-null buffer of a sealed vector is live (reachable
+            // from this vector, which the guard keeps reachable).
             unsafe { buf_slots(b) }.len()
         };
         if len == cap {

@@ -53,8 +53,8 @@ impl<T> Copy for Gc<'_, T> {}
 impl<'g, T> Gc<'g, T> {
     #[inline(always)]
     pub(crate) fn from_value_ptr(v: usize) -> Self {
-        // SAFETY: value pointers of objects are never null.
         Gc {
+            // SAFETY: value pointers of objects are never null.
             ptr: unsafe { NonNull::new_unchecked(v as *mut T) },
             _guard: PhantomData,
         }

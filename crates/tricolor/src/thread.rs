@@ -286,8 +286,8 @@ pub fn pin() -> Guard {
         ts.pin_outer();
     }
     ts.depth.set(d + 1);
-    // SAFETY: `p` is non-null.
     Guard {
+        // SAFETY: `p` is non-null.
         ts: unsafe { NonNull::new_unchecked(p as *mut ThreadState) },
         owned: None,
         _not_send: PhantomData,
