@@ -1,0 +1,407 @@
+//! `GcVec`: push/get/set/pop/iter semantics, growth that preserves contents
+//! across collections, and lock-free readers running while a writer pushes
+//! or replaces elements (every element a reader sees is a valid live node, at
+//! the index it was pushed to).
+//!
+//! The tests may share a process: each counts only the drops of its own tag.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Barrier, Mutex};
+
+use tricolor::{Gc, GcVec, Guard, Root, Trace};
+
+/// `(tag, id) -> number of drops`.
+static LOG: Mutex<BTreeMap<(u32, u64), u32>> = Mutex::new(BTreeMap::new());
+
+/// Plain data whose `Drop` records `(tag, id)`.
+#[derive(Trace)]
+struct Tracked {
+    tag: u32,
+    id: u64,
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        let mut log = LOG.lock().unwrap_or_else(|e| e.into_inner());
+        *log.entry((self.tag, self.id)).or_insert(0) += 1;
+    }
+}
+
+fn dropped(tag: u32) -> BTreeMap<u64, u32> {
+    let log = LOG.lock().unwrap_or_else(|e| e.into_inner());
+    log.range((tag, 0)..=(tag, u64::MAX))
+        .map(|(&(_, id), &n)| (id, n))
+        .collect()
+}
+
+/// Panics unless the objects of `tag` dropped so far are exactly `ids`,
+/// once each.
+fn assert_dropped_exactly(tag: u32, ids: impl IntoIterator<Item = u64>) {
+    let want: BTreeMap<u64, u32> = ids.into_iter().map(|id| (id, 1)).collect();
+    let got = dropped(tag);
+    assert!(
+        got == want,
+        "tag {tag}: dropped {} objects ({} expected); twice: {:?}; unexpected: {:?}; missing: {:?}",
+        got.len(),
+        want.len(),
+        got.iter().filter(|(_, &n)| n > 1).collect::<Vec<_>>(),
+        got.keys()
+            .filter(|k| !want.contains_key(k))
+            .take(10)
+            .collect::<Vec<_>>(),
+        want.keys()
+            .filter(|k| !got.contains_key(k))
+            .take(10)
+            .collect::<Vec<_>>(),
+    );
+}
+
+fn check_of(idx: u64, generation: u64) -> u64 {
+    (idx.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ generation).rotate_left(17)
+}
+
+/// An element: `idx` is the position it was stored at.
+#[derive(Trace)]
+struct Item {
+    idx: u64,
+    generation: u64,
+    check: u64,
+    t: Tracked,
+}
+
+impl Item {
+    fn verify(&self) {
+        assert_eq!(
+            self.check,
+            check_of(self.idx, self.generation),
+            "element {} corrupted",
+            self.idx
+        );
+        let was_dropped = LOG
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&(self.t.tag, self.t.id));
+        assert!(
+            !was_dropped,
+            "element {} (id {}) seen after it was dropped",
+            self.idx, self.t.id
+        );
+    }
+}
+
+fn item<'g>(g: &'g Guard, tag: u32, idx: u64, generation: u64, id: u64) -> Gc<'g, Item> {
+    g.alloc(Item {
+        idx,
+        generation,
+        check: check_of(idx, generation),
+        t: Tracked { tag, id },
+    })
+}
+
+#[derive(Trace)]
+struct Holder {
+    v: GcVec<Item>,
+}
+
+fn holder() -> Root<Holder> {
+    Root::new(Holder { v: GcVec::new() })
+}
+
+fn ids(g: &Guard, v: &GcVec<Item>) -> Vec<Option<u64>> {
+    v.iter(g).map(|e| e.map(|n| n.t.id)).collect()
+}
+
+/// push/get/set/pop/iter/len follow `Vec` semantics with nullable elements, empty included.
+#[test]
+fn basic_semantics() {
+    const TAG: u32 = 1;
+    let h = holder();
+    let g = tricolor::pin();
+    let v = &h.v;
+    assert_eq!(v.len(), 0);
+    assert!(v.is_empty());
+    assert!(v.get(&g, 0).is_none());
+    assert!(v.pop(&g).is_none());
+    assert_eq!(v.iter(&g).count(), 0);
+
+    let a = item(&g, TAG, 0, 0, 0);
+    let b = item(&g, TAG, 2, 0, 1);
+    let c = item(&g, TAG, 1, 0, 2);
+    v.push(&g, Some(a));
+    v.push(&g, None);
+    v.push(&g, Some(b));
+    assert_eq!(v.len(), 3);
+    assert!(!v.is_empty());
+    assert!(Gc::ptr_eq(v.get(&g, 0).unwrap(), a));
+    assert!(v.get(&g, 1).is_none());
+    assert!(Gc::ptr_eq(v.get(&g, 2).unwrap(), b));
+    assert!(v.get(&g, 3).is_none());
+    assert!(v.get(&g, usize::MAX).is_none());
+    assert_eq!(ids(&g, v), vec![Some(0), None, Some(1)]);
+
+    v.set(&g, 1, Some(c));
+    assert!(Gc::ptr_eq(v.get(&g, 1).unwrap(), c));
+    v.set(&g, 0, None);
+    assert!(v.get(&g, 0).is_none());
+    assert_eq!(ids(&g, v), vec![None, Some(2), Some(1)]);
+    assert_eq!(v.len(), 3);
+
+    assert!(Gc::ptr_eq(v.pop(&g).unwrap().unwrap(), b));
+    assert!(Gc::ptr_eq(v.pop(&g).unwrap().unwrap(), c));
+    assert!(v.pop(&g).unwrap().is_none());
+    assert!(v.pop(&g).is_none());
+    assert!(v.is_empty());
+    assert_eq!(v.iter(&g).count(), 0);
+    // Reusable after being emptied.
+    v.push(&g, Some(a));
+    assert_eq!(ids(&g, v), vec![Some(0)]);
+}
+
+/// `set` past the end panics (it does not grow the vector).
+#[test]
+#[should_panic]
+fn set_out_of_range_panics() {
+    let h = holder();
+    let g = tricolor::pin();
+    h.v.push(&g, None);
+    let x = item(&g, 2, 0, 0, 0);
+    h.v.set(&g, 1, Some(x));
+}
+
+/// Growth to 5,000 with collections keeps contents; popped/cleared elements are freed once.
+#[test]
+fn growth_preserves_contents_across_collections() {
+    const TAG: u32 = 3;
+    const N: u64 = 5_000;
+    let h = holder();
+    for chunk in 0..10 {
+        {
+            let g = tricolor::pin();
+            for i in chunk * (N / 10)..(chunk + 1) * (N / 10) {
+                h.v.push(&g, Some(item(&g, TAG, i, 0, i)));
+            }
+        }
+        tricolor::gc();
+        let g = tricolor::pin();
+        let want = (chunk + 1) * (N / 10);
+        assert_eq!(h.v.len() as u64, want);
+        let mut seen = 0;
+        for (i, e) in h.v.iter(&g).enumerate() {
+            let n = e.expect("no null pushed");
+            assert_eq!(n.idx, i as u64);
+            n.verify();
+            seen += 1;
+        }
+        assert_eq!(seen, want);
+        assert_dropped_exactly(TAG, []);
+    }
+    {
+        let g = tricolor::pin();
+        for i in (0..N as usize).step_by(5) {
+            h.v.set(&g, i, None);
+        }
+        for _ in 0..N / 2 {
+            h.v.pop(&g).expect("not empty");
+        }
+    }
+    tricolor::gc();
+    let gone = (0..N).filter(|i| i % 5 == 0 || *i >= N / 2);
+    assert_dropped_exactly(TAG, gone);
+    {
+        let g = tricolor::pin();
+        assert_eq!(h.v.len() as u64, N / 2);
+        for i in 0..N / 2 {
+            let e = h.v.get(&g, i as usize);
+            assert_eq!(e.map(|n| n.idx), (i % 5 != 0).then_some(i));
+        }
+        // Grow again after shrinking: the new elements land after the old.
+        for i in N / 2..N {
+            h.v.push(&g, Some(item(&g, TAG, i, 1, N + i)));
+        }
+    }
+    tricolor::gc();
+    {
+        let g = tricolor::pin();
+        for (i, e) in h.v.iter(&g).enumerate() {
+            let i = i as u64;
+            match e {
+                Some(n) => {
+                    assert_eq!(n.idx, i);
+                    n.verify();
+                }
+                None => assert!(i < N / 2 && i.is_multiple_of(5)),
+            }
+        }
+    }
+    drop(h);
+    tricolor::gc();
+    let all = (0..N).chain(N + N / 2..2 * N);
+    assert_dropped_exactly(TAG, all);
+}
+
+fn scaled(release: u64, debug: u64) -> u64 {
+    if cfg!(debug_assertions) {
+        debug
+    } else {
+        release
+    }
+}
+
+/// Readers racing a pushing writer see a prefix: elements 0..k in order, live and intact.
+#[test]
+fn readers_see_a_prefix_while_writer_pushes() {
+    const TAG: u32 = 4;
+    let n = scaled(50_000, 10_000);
+    let h = holder();
+    let done = AtomicBool::new(false);
+    // Readers and writer start together.
+    let start = Barrier::new(3);
+    std::thread::scope(|s| {
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let h = h.clone();
+                let (done, start) = (&done, &start);
+                s.spawn(move || {
+                    start.wait();
+                    let mut last = 0u64;
+                    let mut passes = 0u64;
+                    loop {
+                        // Read the flag first: a pass that starts after the
+                        // writer finished must see everything.
+                        let finished = done.load(Ordering::Acquire);
+                        let g = tricolor::pin();
+                        let len_before = h.v.len() as u64;
+                        let mut k = 0u64;
+                        for e in h.v.iter(&g) {
+                            let e = e.unwrap_or_else(|| panic!("null element at {k}"));
+                            assert_eq!(e.idx, k, "element out of place");
+                            e.verify();
+                            k += 1;
+                        }
+                        assert!(k >= len_before, "iter saw {k} < len {len_before}");
+                        assert!(k >= last, "view shrank from {last} to {k}");
+                        last = k;
+                        passes += 1;
+                        if finished {
+                            assert_eq!(k, n);
+                            return passes;
+                        }
+                    }
+                })
+            })
+            .collect();
+        start.wait();
+        {
+            let mut g = tricolor::pin();
+            for i in 0..n {
+                if i % 64 == 0 {
+                    g.repin();
+                }
+                if i % 2_000 == 1_999 {
+                    drop(g);
+                    tricolor::gc();
+                    g = tricolor::pin();
+                }
+                h.v.push(&g, Some(item(&g, TAG, i, 0, i)));
+            }
+        }
+        done.store(true, Ordering::Release);
+        for r in readers {
+            assert!(r.join().expect("reader panicked") >= 1);
+        }
+    });
+    tricolor::gc();
+    assert_dropped_exactly(TAG, []);
+    drop(h);
+    tricolor::gc();
+    assert_dropped_exactly(TAG, 0..n);
+}
+
+/// Readers racing a writer that replaces elements see live elements at the right index.
+#[test]
+fn readers_see_live_elements_while_writer_replaces() {
+    const TAG: u32 = 5;
+    const LEN: u64 = 256;
+    let rounds = scaled(40_000, 8_000);
+    let h = holder();
+    let mut next_id = 0u64;
+    {
+        let g = tricolor::pin();
+        for i in 0..LEN {
+            h.v.push(&g, Some(item(&g, TAG, i, 0, next_id)));
+            next_id += 1;
+        }
+    }
+    let done = AtomicBool::new(false);
+    let start = Barrier::new(3);
+    std::thread::scope(|s| {
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let h = h.clone();
+                let (done, start) = (&done, &start);
+                s.spawn(move || {
+                    start.wait();
+                    while !done.load(Ordering::Acquire) {
+                        let g = tricolor::pin();
+                        let mut k = 0u64;
+                        for e in h.v.iter(&g) {
+                            if let Some(e) = e {
+                                assert_eq!(e.idx, k, "element out of place");
+                                e.verify();
+                            }
+                            k += 1;
+                        }
+                        assert!((LEN - 1..=LEN).contains(&k), "length {k} out of bounds");
+                        for i in [0, LEN / 2, LEN - 2] {
+                            let e = h.v.get(&g, i as usize).expect("never null");
+                            assert_eq!(e.idx, i);
+                            e.verify();
+                        }
+                    }
+                })
+            })
+            .collect();
+        start.wait();
+        let mut x = 0x1234_5678u64;
+        let mut g = tricolor::pin();
+        for r in 0..rounds {
+            if r % 32 == 0 {
+                g.repin();
+            }
+            if r % 2_000 == 1_999 {
+                drop(g);
+                tricolor::gc();
+                g = tricolor::pin();
+            }
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            if r % 8 == 0 {
+                // Pop and push the last element (briefly LEN - 1 long).
+                let last = h.v.pop(&g).expect("not empty").expect("never null");
+                assert_eq!(last.idx, LEN - 1);
+                h.v.push(&g, Some(item(&g, TAG, LEN - 1, r, next_id)));
+            } else {
+                let i = x % LEN;
+                h.v.set(&g, i as usize, Some(item(&g, TAG, i, r, next_id)));
+            }
+            next_id += 1;
+        }
+        drop(g);
+        done.store(true, Ordering::Release);
+        for r in readers {
+            r.join().expect("reader panicked");
+        }
+    });
+    tricolor::gc();
+    let live: Vec<u64> = {
+        let g = tricolor::pin();
+        h.v.iter(&g).map(|e| e.unwrap().t.id).collect()
+    };
+    let gone = (0..next_id).filter(|id| !live.contains(id));
+    assert_dropped_exactly(TAG, gone);
+    drop(h);
+    tricolor::gc();
+    assert_dropped_exactly(TAG, 0..next_id);
+}
