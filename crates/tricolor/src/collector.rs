@@ -14,7 +14,10 @@
 //! 3. Drain the grey stack (an explicit work list with a prefetch FIFO,
 //!    never recursion), taking in the grey buffers that mutators publish at
 //!    quiescent points.
-//! 4. Terminate and sweep, with the world stopped: no thread is pinned, so
+//! 4. Terminate and sweep, with the world stopped (a stop that cannot
+//!    complete within a bounded wait is undone and retried after a
+//!    handshake, so a pinned thread waiting for another never deadlocks
+//!    the two): no thread is pinned, so
 //!    every grey buffer has been published; drain what is left (usually
 //!    little), disarm, flush thread caches, sweep every span (INV-SWEEP:
 //!    only unmarked objects are freed; `Drop`s run, panics are caught and
@@ -298,14 +301,28 @@ fn cycle(reason: Reason) {
     drain_all(&mut tracer);
     let mark_end = Instant::now();
 
-    // 4. Terminate and sweep with the world stopped.
-    let threads = THREADS.lock().unwrap_or_else(|e| e.into_inner());
+    // 4. Terminate and sweep with the world stopped. A stop that does not
+    // complete in time is undone and retried after a handshake, with
+    // growing patience: a pinned thread may be waiting (join, channel) for a
+    // thread that is blocked by the stop in `pin`, and no stop could ever
+    // complete then. The handshake lets both go on until the pinned thread
+    // passes a quiescent point, without blocking anyone.
+    let mut patience = std::time::Duration::from_millis(2);
+    let (threads, stw) = loop {
+        let threads = THREADS.lock().unwrap_or_else(|e| e.into_inner());
+        if thread::try_stop_the_world(&threads, patience) {
+            // The pause is the time the world stays stopped. Waiting for
+            // threads to reach a quiescent point blocks only threads that
+            // try to pin meanwhile, and at most `patience` each attempt.
+            break (threads, Instant::now());
+        }
+        thread::start_the_world();
+        drop(threads);
+        thread::handshake(&snapshot());
+        drain_all(&mut tracer);
+        patience = (patience * 2).min(std::time::Duration::from_millis(64));
+    };
     IN_COLLECTOR.with(|c| c.set(true));
-    thread::stop_the_world(&threads);
-    // The pause is the time the world stays stopped. Waiting for threads to
-    // reach a quiescent point (above) blocks only threads that try to pin
-    // meanwhile; per-mutator blocking is accounted in issue 3's pause work.
-    let stw = Instant::now();
     for t in threads.iter() {
         // SAFETY: the world is stopped: no mutator touches its cache or
         // grey buffer.

@@ -333,14 +333,29 @@ pub(crate) fn handshake(threads: &[Arc<ThreadState>]) {
     FLAGS.fetch_and(!WAITING, SeqCst);
 }
 
-/// Stops the world: returns when every thread in `threads` is unpinned.
-/// New pins wait until [`start_the_world`].
-pub(crate) fn stop_the_world(threads: &[Arc<ThreadState>]) {
+/// Tries to stop the world: returns true when every thread in `threads` is
+/// unpinned (new pins then wait until [`start_the_world`]), false if that
+/// did not happen within `patience`. The caller must then restart the
+/// world: a pinned thread may be waiting for a thread blocked in `pin`
+/// (a join, a channel), and only restarting lets both go on.
+pub(crate) fn try_stop_the_world(
+    threads: &[Arc<ThreadState>],
+    patience: std::time::Duration,
+) -> bool {
+    let deadline = std::time::Instant::now() + patience;
     FLAGS.fetch_or(STW, SeqCst);
     let mut g = lock(&PARK);
     while threads.iter().any(|t| t.pinned()) {
-        g = COLLECTOR_WAIT.wait(g).unwrap_or_else(|e| e.into_inner());
+        let now = std::time::Instant::now();
+        if now >= deadline {
+            return false;
+        }
+        g = COLLECTOR_WAIT
+            .wait_timeout(g, deadline - now)
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
     }
+    true
 }
 
 /// Restarts the world.
