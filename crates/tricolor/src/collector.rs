@@ -1,62 +1,127 @@
-//! The collector: one cycle of mark and sweep.
+//! The collector: a concurrent mark, then a short stop of the world that
+//! finishes marking and sweeps.
 //!
-//! This first collector stops the world (every registered thread at a
-//! quiescent point) and marks on the collecting thread; its API and
-//! invariants are the concurrent ones (DESIGN.md section 4), so the
-//! concurrent collector changes this module, not user code.
+//! A background thread (`tricolor-gc`, started on first use) runs cycles
+//! when the heap reaches its goal (an allocating thread wakes it) or when
+//! `gc()` asks. A cycle, in steps (DESIGN.md section 4):
+//! 1. Arm: set `MARKING` (barriers shade), then handshake: every thread
+//!    passes a quiescent point, so none can still be running a store that
+//!    read "barrier off", and none holds a pointer it loaded before the arm.
+//!    Allocation stays white (see `cycle` for why that is sound while the
+//!    cycle ends with a stop; `BLACK` is ready for handshake termination).
+//! 2. Roots: mark every root slot, while mutators run (roots created or
+//!    dropped meanwhile are shaded by the root barrier).
+//! 3. Drain the grey stack (an explicit work list with a prefetch FIFO,
+//!    never recursion), taking in the grey buffers that mutators publish at
+//!    quiescent points.
+//! 4. Terminate and sweep, with the world stopped (a stop that cannot
+//!    complete within a bounded wait is undone and retried after a
+//!    handshake, so a pinned thread waiting for another never deadlocks
+//!    the two): no thread is pinned, so
+//!    every grey buffer has been published; drain what is left (usually
+//!    little), disarm, flush thread caches, sweep every span (INV-SWEEP:
+//!    only unmarked objects are freed; `Drop`s run, panics are caught and
+//!    reported), pace the next cycle, restart the world.
 //!
-//! A cycle, in steps:
-//! 1. Serialise with other collectors (`CYCLE` lock), take the thread
-//!    registry, stop the world ([`crate::thread::stop_the_world`]).
-//! 2. Flush every thread cache: commit the slots taken from partial words,
-//!    so `alloc_bits` describe every allocated object.
-//! 3. Mark: every root slot, then drain the grey stack — an explicit work
-//!    list, never recursion (a ten-million-node list marks in constant
-//!    native stack). Marking an object sets its bit in its span's
-//!    `mark_bits`; objects in noscan spans are never pushed (never read).
-//! 4. Sweep every in-use span: `dead = alloc & !mark`; run the `Drop` of dead
-//!    values in spans that may hold such values (catching panics: they are
-//!    reported, never unwound through the collector); `alloc = mark`,
-//!    `mark = 0`; empty spans go back to the page heap, partial ones to the
-//!    central lists (INV-SWEEP: only unmarked objects are freed).
-//! 5. Pace the next cycle from the marked bytes, record the pause, restart
-//!    the world.
+//! Marking sets bits with `fetch_or` (mutators shade concurrently); an
+//! object is pushed by whoever set its bit, so it is scanned once.
+//! While user `Drop` code runs (step 4), the collector thread's
+//! `IN_COLLECTOR` flag makes any use of the heap panic with a clear message
+//! (INV-NODROP: a `Drop` cannot get a guard, so it cannot read an edge).
 //!
-//! While user `Drop` code runs (step 4), the thread's `IN_COLLECTOR` flag
-//! makes any use of the heap panic with a clear message (INV-NODROP: a
-//! `Drop` cannot get a guard, so it cannot read an edge to a freed object).
+//! Shared state: `GRAY` (mutex: mutators append at quiescent points, the
+//! collector takes); `CONTROL` (mutex + condvar: cycle requests and
+//! completions, for `gc()` and the worker).
 
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::heap::{self, kind, meta_of, slot_index, SpanMeta, CENTRAL};
 use crate::object::{header, TypeInfo};
 use crate::pacer;
 use crate::stats::{COUNTERS, CYCLES};
-use crate::thread::{self, IN_COLLECTOR, THREADS};
+use crate::thread::{self, ThreadState, BLACK, FLAGS, IN_COLLECTOR, MARKING, THREADS};
 use crate::trace::{Mode, Tracer};
+use crate::Guard;
 
 /// Held for a whole cycle; holds the grey stack between cycles (its memory
 /// is reused).
 static CYCLE: Mutex<Vec<usize>> = Mutex::new(Vec::new());
 
-/// Marks the object at value pointer `v`; queues it if it must be scanned.
+/// Sets the mark bit of the object at value pointer `v`. `None` if it was
+/// already marked; otherwise whether it must be scanned (not noscan).
 #[inline(always)]
-pub(crate) fn mark(t: &mut Tracer, v: usize) {
-    debug_assert!(t.mode == Mode::Mark);
+fn set_mark(v: usize) -> Option<bool> {
     // SAFETY: INV-HEAPPTR: `v` is a value pointer handed out by the allocator
     // (edges and roots only ever hold those).
     let m = unsafe { meta_of(v) };
     let i = slot_index(m, v);
     let w = &m.mark_bits[i >> 6];
     let bit = 1u64 << (i & 63);
-    let old = w.load(Relaxed);
-    if old & bit == 0 {
-        w.store(old | bit, Relaxed);
-        if !m.noscan() {
-            t.stack.push(v);
+    if w.load(Relaxed) & bit != 0 || w.fetch_or(bit, Relaxed) & bit != 0 {
+        return None;
+    }
+    Some(!m.noscan())
+}
+
+/// Marks the object at value pointer `v`; queues it if it must be scanned.
+#[inline(always)]
+pub(crate) fn mark(t: &mut Tracer, v: usize) {
+    debug_assert!(t.mode == Mode::Mark);
+    if set_mark(v) == Some(true) {
+        t.stack.push(v);
+    }
+}
+
+/// Marks a freshly allocated object (INV-BLACK: born black while marking).
+#[inline]
+pub(crate) fn mark_new(v: usize) {
+    let _ = set_mark(v);
+}
+
+/// Shades `v` (if non-null) for a mutator: marks it and queues it in the
+/// thread's grey buffer.
+#[inline]
+pub(crate) fn shade(ts: &ThreadState, v: usize) {
+    if v != 0 && set_mark(v) == Some(true) {
+        ts.push_gray(v);
+    }
+}
+
+/// The write barrier (INV-BARRIER): while marking, shade the old and the
+/// new target of an edge store. Otherwise a relaxed load and a branch.
+#[inline(always)]
+pub(crate) fn write_barrier(g: &Guard, old: usize, new: usize) {
+    if thread::marking() {
+        barrier_slow(g.ts(), old, new);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn barrier_slow(ts: &ThreadState, old: usize, new: usize) {
+    shade(ts, old);
+    shade(ts, new);
+}
+
+/// Objects shaded by mutators, published at their quiescent points.
+static GRAY: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+
+/// Publishes (and empties) a mutator's grey buffer.
+pub(crate) fn publish_gray(buf: &mut Vec<usize>) {
+    GRAY.lock().unwrap_or_else(|e| e.into_inner()).append(buf);
+}
+
+/// Drains the grey stack and the published grey buffers until both are empty.
+fn drain_all(t: &mut Tracer) {
+    loop {
+        drain(t);
+        let mut g = GRAY.lock().unwrap_or_else(|e| e.into_inner());
+        if g.is_empty() {
+            return;
         }
+        t.stack.append(&mut g);
     }
 }
 
@@ -114,19 +179,74 @@ enum Reason {
     Forced,
 }
 
-/// Runs a cycle if one is still pending (called at quiescent points).
+/// Cycle requests and completions.
+struct Control {
+    requested: u64,
+    completed: u64,
+    running: bool,
+}
+
+static CONTROL: Mutex<Control> = Mutex::new(Control {
+    requested: 0,
+    completed: 0,
+    running: false,
+});
+static CONTROL_CV: Condvar = Condvar::new();
+
+fn control() -> std::sync::MutexGuard<'static, Control> {
+    CONTROL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Starts the collector thread once.
+fn ensure_worker() {
+    static WORKER: std::sync::Once = std::sync::Once::new();
+    WORKER.call_once(|| {
+        std::thread::Builder::new()
+            .name("tricolor-gc".into())
+            .spawn(worker)
+            .expect("tricolor: cannot start the collector thread");
+    });
+}
+
+/// Wakes the collector: the heap reached its goal (`GC_PENDING` is set).
 #[cold]
-pub(crate) fn collect_pending() {
-    collect(Reason::Heap);
+pub(crate) fn wake() {
+    ensure_worker();
+    let _c = control();
+    CONTROL_CV.notify_all();
+}
+
+fn worker() {
+    loop {
+        let reason = {
+            let mut c = control();
+            let reason = loop {
+                if c.requested > c.completed {
+                    break Reason::Forced;
+                }
+                if pacer::GC_PENDING.load(Relaxed) {
+                    break Reason::Heap;
+                }
+                c = CONTROL_CV.wait(c).unwrap_or_else(|e| e.into_inner());
+            };
+            c.running = true;
+            reason
+        };
+        cycle(reason);
+        let mut c = control();
+        c.completed += 1;
+        c.running = false;
+        CONTROL_CV.notify_all();
+    }
 }
 
 /// Runs a garbage collection and blocks until it is complete, sweep and
 /// `Drop`s included (Go's `runtime.GC`): statistics read right after it
-/// are exact.
+/// are exact. If a cycle is running, waits for it and then runs a full one.
 ///
 /// # Panics
-/// If the calling thread holds a guard: a cycle needs every thread at a
-/// quiescent point, so it could never finish.
+/// If the calling thread holds a guard: a cycle needs every thread to pass
+/// a quiescent point, so it could never finish.
 pub fn gc() {
     crate::options::init();
     if IN_COLLECTOR.with(|c| c.get()) {
@@ -138,46 +258,90 @@ pub fn gc() {
              thread first (a collection needs every thread at a quiescent point)"
         );
     }
-    collect(Reason::Forced);
+    ensure_worker();
+    let mut c = control();
+    let target = c.completed + 1 + c.running as u64;
+    c.requested = c.requested.max(target);
+    CONTROL_CV.notify_all();
+    while c.completed < target {
+        c = CONTROL_CV.wait(c).unwrap_or_else(|e| e.into_inner());
+    }
 }
 
-fn collect(reason: Reason) {
+fn snapshot() -> Vec<std::sync::Arc<ThreadState>> {
+    THREADS.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+/// One cycle, on the collector thread.
+fn cycle(reason: Reason) {
     let mut stack = CYCLE.lock().unwrap_or_else(|e| e.into_inner());
-    if reason == Reason::Heap && !pacer::GC_PENDING.load(Relaxed) {
-        return; // another thread ran it
-    }
-    let threads = THREADS.lock().unwrap_or_else(|e| e.into_inner());
-    if threads
-        .iter()
-        .any(|t| t.exited.load(Relaxed) && t.pinned.load(Relaxed))
-    {
+    let threads = snapshot();
+    if threads.iter().any(|t| t.exited.load(Relaxed) && t.pinned()) {
         warn_leaked_guard();
         pacer::GC_PENDING.store(false, Relaxed);
         return;
     }
     let start = Instant::now();
-    IN_COLLECTOR.with(|c| c.set(true));
-    thread::stop_the_world(&threads);
+    let before = pacer::HEAP_LIVE.load(Relaxed);
 
-    for t in threads.iter() {
-        // SAFETY: the world is stopped: no mutator touches its cache.
-        unsafe { t.flush(false) };
-    }
+    // 1. Arm.
+    FLAGS.fetch_or(MARKING, std::sync::atomic::Ordering::SeqCst);
+    thread::handshake(&threads);
+    // Allocation stays white: this cycle ends with every thread unpinned
+    // (step 4), so an object allocated during marking is either stored
+    // (shaded by the barrier, or reached through the object it was stored
+    // in) or held only in locals its thread has dropped by then. Black
+    // allocation (`BLACK`, INV-BLACK) is needed once termination is a
+    // handshake instead of a stop; it also keeps floating garbage out.
 
+    // 2-3. Roots and concurrent drain.
     let mut tracer = Tracer::new(Mode::Mark);
     tracer.stack = std::mem::take(&mut *stack);
     crate::root::mark_roots(&mut tracer);
-    drain(&mut tracer);
+    drain_all(&mut tracer);
+    let mark_end = Instant::now();
+
+    // 4. Terminate and sweep with the world stopped. A stop that does not
+    // complete in time is undone and retried after a handshake, with
+    // growing patience: a pinned thread may be waiting (join, channel) for a
+    // thread that is blocked by the stop in `pin`, and no stop could ever
+    // complete then. The handshake lets both go on until the pinned thread
+    // passes a quiescent point, without blocking anyone.
+    let mut patience = std::time::Duration::from_millis(2);
+    let (threads, stw) = loop {
+        let threads = THREADS.lock().unwrap_or_else(|e| e.into_inner());
+        if thread::try_stop_the_world(&threads, patience) {
+            // The pause is the time the world stays stopped. Waiting for
+            // threads to reach a quiescent point blocks only threads that
+            // try to pin meanwhile, and at most `patience` each attempt.
+            break (threads, Instant::now());
+        }
+        thread::start_the_world();
+        drop(threads);
+        thread::handshake(&snapshot());
+        drain_all(&mut tracer);
+        patience = (patience * 2).min(std::time::Duration::from_millis(64));
+    };
+    IN_COLLECTOR.with(|c| c.set(true));
+    for t in threads.iter() {
+        // SAFETY: the world is stopped: no mutator touches its cache or
+        // grey buffer.
+        unsafe {
+            t.take_gray(&mut tracer.stack);
+            t.flush(false);
+        }
+    }
+    drain_all(&mut tracer);
+    FLAGS.fetch_and(!(MARKING | BLACK), std::sync::atomic::Ordering::SeqCst);
     *stack = std::mem::take(&mut tracer.stack);
 
-    let before = pacer::HEAP_LIVE.load(Relaxed);
     let live = sweep();
     pacer::HEAP_MARKED.store(live, Relaxed);
     pacer::HEAP_LIVE.store(live, Relaxed);
     pacer::GC_PENDING.store(false, Relaxed);
     pacer::update_goal();
 
-    let pause = start.elapsed().as_nanos() as u64;
+    let pause = stw.elapsed().as_nanos() as u64;
     let end = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
@@ -188,7 +352,7 @@ fn collect(reason: Reason) {
         c.pause_ns[i] = pause;
         c.pause_end[i] = end;
         c.pause_total_ns += pause;
-        c.gc_cpu_ns += pause;
+        c.gc_cpu_ns += start.elapsed().as_nanos() as u64;
         c.num_gc += 1;
         if reason == Reason::Forced {
             c.num_forced_gc += 1;
@@ -197,14 +361,16 @@ fn collect(reason: Reason) {
     }
     thread::start_the_world();
     IN_COLLECTOR.with(|c| c.set(false));
+    drop(threads);
     if crate::options::gctrace() {
         let n = CYCLES.lock().unwrap_or_else(|e| e.into_inner()).num_gc;
         eprintln!(
-            "gc {n} @{:.3}s: {:.3} ms stw, {}->{} MB, {} MB goal{}",
+            "gc {n} @{:.3}s: {:.3} ms concurrent mark, {:.3} ms stw, {}->{} MB, {} MB goal{}",
             crate::stats::START
                 .get()
                 .map(|s| s.elapsed().as_secs_f64())
                 .unwrap_or(0.0),
+            (mark_end - start).as_secs_f64() * 1e3,
             pause as f64 / 1e6,
             before >> 20,
             live >> 20,
@@ -216,7 +382,6 @@ fn collect(reason: Reason) {
             }
         );
     }
-    drop(threads);
 }
 
 fn warn_leaked_guard() {

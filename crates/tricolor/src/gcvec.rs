@@ -22,8 +22,10 @@
 use std::marker::PhantomData;
 use std::sync::atomic::{
     AtomicUsize,
-    Ordering::{Acquire, Relaxed, Release},
+    Ordering::{AcqRel, Acquire, Relaxed, Release},
 };
+
+use crate::collector::write_barrier;
 use std::sync::{Arc, Mutex};
 
 use crate::member::unsealed;
@@ -164,7 +166,7 @@ impl<T> GcVec<T> {
     ///
     /// # Panics
     /// If `i >= len()`.
-    pub fn set<'g>(&self, _guard: &'g Guard, i: usize, value: Option<Gc<'g, T>>) {
+    pub fn set<'g>(&self, guard: &'g Guard, i: usize, value: Option<Gc<'g, T>>) {
         let _w = self.lock();
         let len = self.len.load(Relaxed);
         assert!(
@@ -174,7 +176,9 @@ impl<T> GcVec<T> {
         let b = self.buffer();
         // SAFETY: live buffer with cap >= len (writers hold the lock).
         let slots = unsafe { buf_slots(b) };
-        slots[i].store(raw(value), Release);
+        let new = raw(value);
+        write_barrier(guard, slots[i].load(Relaxed), new);
+        slots[i].store(new, Release);
     }
 
     /// Appends an element.
@@ -211,18 +215,21 @@ impl<T> GcVec<T> {
                     dst.add(i).write(AtomicUsize::new(v));
                 }
             }
+            write_barrier(guard, b, nb);
             self.buf.store(nb, Release);
             b = nb;
         }
         // SAFETY: live buffer with cap > len.
         let slots = unsafe { buf_slots(b) };
-        slots[len].store(raw(value), Release);
+        let new = raw(value);
+        write_barrier(guard, 0, new);
+        slots[len].store(new, Release);
         self.len.store(len + 1, Release);
     }
 
     /// Removes and returns the last element (`None` if empty; `Some(None)`
     /// if the last element was empty).
-    pub fn pop<'g>(&self, _guard: &'g Guard) -> Option<Option<Gc<'g, T>>> {
+    pub fn pop<'g>(&self, guard: &'g Guard) -> Option<Option<Gc<'g, T>>> {
         let _w = self.lock();
         let len = self.len.load(Relaxed);
         if len == 0 {
@@ -231,7 +238,8 @@ impl<T> GcVec<T> {
         let b = self.buffer();
         self.len.store(len - 1, Release);
         // SAFETY: live buffer with cap >= len.
-        let v = unsafe { buf_slots(b) }[len - 1].swap(0, Release);
+        let v = unsafe { buf_slots(b) }[len - 1].swap(0, AcqRel);
+        write_barrier(guard, v, 0);
         Some((v != 0).then(|| Gc::from_value_ptr(v)))
     }
 }

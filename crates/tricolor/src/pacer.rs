@@ -11,8 +11,8 @@
 //! atomics: `HEAP_LIVE` (written by thread caches with `fetch_add`, reset by
 //! the collector while the world is stopped), `NEXT_GC` (written by the
 //! collector and by `set_gc_percent`), and `GC_PENDING` (set by any
-//! allocating thread that crosses the goal, cleared by the collector; read at
-//! quiescent points, which start the cycle).
+//! allocating thread that crosses the goal, which wakes the collector
+//! thread; cleared by the collector at the end of the cycle).
 //!
 //! The concurrent collector (issue 3) replaces this with the full pacer:
 //! trigger before the goal, assists, the memory limit.
@@ -49,6 +49,7 @@ pub(crate) fn account(bytes: u64) {
     let live = HEAP_LIVE.fetch_add(bytes, Relaxed) + bytes;
     if live >= NEXT_GC.load(Relaxed) && !GC_PENDING.load(Relaxed) {
         GC_PENDING.store(true, Relaxed);
+        crate::collector::wake();
     }
 }
 
@@ -61,8 +62,8 @@ pub(crate) fn unaccount(bytes: u64) {
 pub(crate) fn update_goal() {
     let goal = heap_goal(HEAP_MARKED.load(Relaxed), GC_PERCENT.load(Relaxed));
     NEXT_GC.store(goal, Relaxed);
-    if HEAP_LIVE.load(Relaxed) >= goal {
-        GC_PENDING.store(true, Relaxed);
+    if HEAP_LIVE.load(Relaxed) >= goal && !GC_PENDING.swap(true, Relaxed) {
+        crate::collector::wake();
     }
 }
 

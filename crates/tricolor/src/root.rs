@@ -16,9 +16,10 @@
 //! 3. the collector, with the world stopped, marks every non-null slot of
 //!    every chunk.
 //!
-//! Pinning around slot writes is what makes them safe against the scan: the
-//! scan only runs while every thread is unpinned. The concurrent collector
-//! adds the root barrier of INV-BARRIER here (shade on create and drop).
+//! The collector scans the slots while mutators run. Root creation shades
+//! the target and root drop shades the old target while marking
+//! (INV-BARRIER), so an object moved between a root and the heap, or
+//! between two roots, is never missed by a scan that raced the move.
 //!
 //! Shared fields: slot words (atomics; written by the Root's owner while
 //! pinned, read by the collector); the pool (mutex).
@@ -27,7 +28,7 @@ use std::marker::PhantomData;
 use std::ptr::NonNull;
 use std::sync::atomic::{
     AtomicUsize,
-    Ordering::{Acquire, Release},
+    Ordering::{AcqRel, Acquire, Release},
 };
 use std::sync::{Arc, Mutex};
 
@@ -96,6 +97,10 @@ fn create(value: usize) -> NonNull<RootSlot> {
     // SAFETY: slots live in chunks that are never freed.
     let s = unsafe { &*(slot as *const RootSlot) };
     s.obj.store(value, Release);
+    if crate::thread::marking() {
+        // INV-BARRIER: root creation shades its target.
+        crate::collector::shade(g.ts(), value);
+    }
     drop(g);
     // SAFETY: a slot address is non-null.
     unsafe { NonNull::new_unchecked(slot as *mut RootSlot) }
@@ -104,7 +109,11 @@ fn create(value: usize) -> NonNull<RootSlot> {
 fn release(slot: NonNull<RootSlot>) {
     let g = pin();
     // SAFETY: slots live in never-freed chunks; this Root owns the slot.
-    unsafe { slot.as_ref() }.obj.store(0, Release);
+    let old = unsafe { slot.as_ref() }.obj.swap(0, AcqRel);
+    if crate::thread::marking() {
+        // INV-BARRIER: root drop shades its old target.
+        crate::collector::shade(g.ts(), old);
+    }
     // SAFETY: as in `create`.
     let local = unsafe { &mut *g.ts().roots.get() };
     local.push(slot.as_ptr() as usize);
@@ -114,7 +123,7 @@ fn release(slot: NonNull<RootSlot>) {
     }
 }
 
-/// Marks every rooted object. The world must be stopped.
+/// Marks every rooted object (concurrently with mutators: see the root barrier).
 pub(crate) fn mark_roots(t: &mut Tracer) {
     let p = lock_pool();
     for chunk in &p.chunks {

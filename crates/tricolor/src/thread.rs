@@ -5,33 +5,43 @@
 //! slots). A [`Guard`] pins the thread: while any guard lives, the thread may
 //! hold unrooted pointers (`Gc<'g, T>`), so no cycle may pass it.
 //!
-//! The protocol (this first collector stops the world; the concurrent one
-//! replaces step 2's wait for "unpinned" with handshakes, not the API):
-//! 1. Pin (outermost guard): `pinned.swap(true, SeqCst)`, then read `STW`.
-//!    If a stop is requested, unpin, wait until it is over, retry.
-//! 2. The collector sets `STW` (SeqCst), then waits until every registered
-//!    thread reads unpinned. This is Dekker's pattern: with both sides
-//!    sequentially consistent, either the collector sees the thread pinned
-//!    (and waits) or the thread sees `STW` (and backs off). Never both miss.
-//! 3. Unpin (outermost guard drop): `pinned.swap(false, SeqCst)`, then if
-//!    `STW` is set, wake the collector; if a cycle is pending, run it here
-//!    (this is a quiescent point).
-//! 4. The collector clears `STW` and wakes waiting threads.
+//! The protocol (DESIGN.md section 4). Each thread publishes one word,
+//! `state = epoch << 1 | pinned`; the collector publishes `FLAGS`
+//! (`STW | WAITING | MARKING`) and `EPOCH`.
+//! 1. Pin (outermost guard): read `EPOCH` (Acquire), `state.swap(epoch<<1|1,
+//!    SeqCst)`, then read `FLAGS` (SeqCst). If a stop is requested, unpin,
+//!    wait until it is over, retry; if a handshake waits, wake it.
+//! 2. Unpin (outermost guard drop) is a quiescent point: flush this
+//!    thread's grey buffer (objects its barrier shaded), `state.swap(epoch<<1,
+//!    SeqCst)`, then if the collector waits, wake it.
+//! 3. Handshake: the collector bumps `EPOCH`, sets `WAITING`, and waits until
+//!    every thread of its snapshot is unpinned or pinned at the new epoch,
+//!    i.e. has passed a quiescent point since the bump. Dekker's pattern
+//!    (SeqCst on both sides) guarantees that either the collector sees the
+//!    thread pinned at an old epoch (and waits for its next quiescent point,
+//!    which will wake it), or the thread's next pin reads the new epoch.
+//!    `MARKING` is set before the bump, so a thread pinned at the new epoch
+//!    runs its barrier (INV-BARRIER).
+//! 4. Stop the world (the end of a cycle): set `STW`, wait until no thread
+//!    of the registry is pinned; new pins wait on `RESUME` until cleared.
 //!
 //! Invariants: INV-GUARD (a `Gc<'g, T>` borrows its guard; `repin` takes
 //! `&mut Guard`; `Guard` is `!Send`), so while the world is stopped no
 //! mutator holds an unrooted pointer. Threads that are not pinned never hold
 //! a stop up.
 //!
-//! Shared fields: `pinned` (owner writes, collector reads, SeqCst);
-//! `cache`/`roots` (owner while pinned, collector while the world is stopped
-//! — the swap/load pairs above order the two); `depth` (owner only);
+//! Shared fields: `state` (owner writes, collector reads, SeqCst);
+//! `cache`/`roots`/`gray` (owner while pinned, collector while the world is
+//! stopped — the swap/load pairs above order the two); `depth` (owner only);
 //! `exited` (owner at exit, collector reads).
 
 use std::cell::{Cell, RefCell, UnsafeCell};
 use std::marker::PhantomData;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::atomic::{
+    AtomicBool, AtomicU64, AtomicU8,
+    Ordering::{Acquire, Relaxed, SeqCst},
+};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use crate::cache::{self, AllocError, ThreadCache};
@@ -41,13 +51,16 @@ use crate::Gc;
 
 /// A registered mutator thread.
 pub(crate) struct ThreadState {
-    pub(crate) pinned: AtomicBool,
+    /// `epoch << 1 | pinned`.
+    pub(crate) state: AtomicU64,
     /// The thread exited while a guard was still alive (a leaked guard).
     pub(crate) exited: AtomicBool,
     depth: Cell<usize>,
     pub(crate) cache: UnsafeCell<ThreadCache>,
     /// Free root slots owned by this thread (addresses of `RootSlot`s).
     pub(crate) roots: UnsafeCell<Vec<usize>>,
+    /// Objects this thread's barrier shaded, not yet handed to the collector.
+    gray: UnsafeCell<Vec<usize>>,
 }
 
 // SAFETY: `depth`, `cache` and `roots` are touched only by the owning thread,
@@ -61,12 +74,47 @@ unsafe impl Send for ThreadState {}
 impl ThreadState {
     fn new() -> Self {
         ThreadState {
-            pinned: AtomicBool::new(false),
+            state: AtomicU64::new(0),
             exited: AtomicBool::new(false),
             depth: Cell::new(0),
             cache: UnsafeCell::new(ThreadCache::new()),
             roots: UnsafeCell::new(Vec::new()),
+            gray: UnsafeCell::new(Vec::new()),
         }
+    }
+
+    /// Whether the thread is pinned.
+    pub(crate) fn pinned(&self) -> bool {
+        self.state.load(SeqCst) & 1 != 0
+    }
+
+    /// Records an object this thread's barrier shaded.
+    #[inline]
+    pub(crate) fn push_gray(&self, v: usize) {
+        // SAFETY: the owner thread, pinned (barriers run under a guard);
+        // the collector reads `gray` only with the world stopped.
+        let gray = unsafe { &mut *self.gray.get() };
+        gray.push(v);
+        if gray.len() >= 256 {
+            crate::collector::publish_gray(gray);
+        }
+    }
+
+    fn flush_gray(&self) {
+        // SAFETY: as in push_gray.
+        let gray = unsafe { &mut *self.gray.get() };
+        if !gray.is_empty() {
+            crate::collector::publish_gray(gray);
+        }
+    }
+
+    /// Hands this thread's grey buffer to the collector.
+    ///
+    /// # Safety
+    /// The world is stopped.
+    pub(crate) unsafe fn take_gray(&self, into: &mut Vec<usize>) {
+        // SAFETY: by the contract, the owner is not running heap code.
+        into.append(unsafe { &mut *self.gray.get() });
     }
 
     #[inline]
@@ -74,36 +122,45 @@ impl ThreadState {
         if IN_COLLECTOR.get() {
             collector_reentry();
         }
-        self.pinned.swap(true, SeqCst);
-        if STW.load(SeqCst) {
-            self.wait_for_world();
+        let e = EPOCH.load(Acquire);
+        self.state.swap(e << 1 | 1, SeqCst);
+        if FLAGS.load(SeqCst) & (STW | WAITING) != 0 {
+            self.pin_slow();
         }
     }
 
     #[inline]
     fn unpin_outer(&self) {
-        self.pinned.swap(false, SeqCst);
-        if STW.load(SeqCst) {
+        self.flush_gray();
+        self.state.swap(EPOCH.load(Acquire) << 1, SeqCst);
+        if FLAGS.load(SeqCst) & (STW | WAITING) != 0 {
             notify_collector();
         }
-        if crate::pacer::GC_PENDING.load(std::sync::atomic::Ordering::Relaxed) {
-            crate::collector::collect_pending();
+    }
+
+    #[cold]
+    fn pin_slow(&self) {
+        if FLAGS.load(SeqCst) & STW != 0 {
+            self.wait_for_world();
+        } else {
+            // We may be the thread a handshake waits for.
+            notify_collector();
         }
     }
 
     #[cold]
     fn wait_for_world(&self) {
         loop {
-            self.pinned.swap(false, SeqCst);
+            self.state.swap(EPOCH.load(Acquire) << 1, SeqCst);
             notify_collector();
             {
                 let mut g = lock(&PARK);
-                while STW.load(SeqCst) {
+                while FLAGS.load(SeqCst) & STW != 0 {
                     g = RESUME.wait(g).unwrap_or_else(|e| e.into_inner());
                 }
             }
-            self.pinned.swap(true, SeqCst);
-            if !STW.load(SeqCst) {
+            self.state.swap(EPOCH.load(Acquire) << 1 | 1, SeqCst);
+            if FLAGS.load(SeqCst) & STW == 0 {
                 return;
             }
         }
@@ -128,8 +185,30 @@ impl ThreadState {
 
 /// Registered threads. Lock order: collector lock → `THREADS` → others.
 pub(crate) static THREADS: Mutex<Vec<Arc<ThreadState>>> = Mutex::new(Vec::new());
+/// Collector flags, one word so that one SeqCst load reads them all.
+pub(crate) static FLAGS: AtomicU8 = AtomicU8::new(0);
 /// A stop of the world is requested or in progress.
-pub(crate) static STW: AtomicBool = AtomicBool::new(false);
+pub(crate) const STW: u8 = 1;
+/// The collector waits for threads (a handshake or a stop).
+pub(crate) const WAITING: u8 = 2;
+/// Marking is in progress: barriers shade.
+pub(crate) const MARKING: u8 = 4;
+/// Allocation is black (set once the arm handshake is complete).
+pub(crate) const BLACK: u8 = 8;
+/// Handshake epoch.
+pub(crate) static EPOCH: AtomicU64 = AtomicU64::new(1);
+
+/// Whether barriers must shade (INV-BARRIER).
+#[inline(always)]
+pub(crate) fn marking() -> bool {
+    FLAGS.load(Relaxed) & MARKING != 0
+}
+
+/// Whether allocation must be black (INV-BLACK).
+#[inline(always)]
+pub(crate) fn alloc_black() -> bool {
+    FLAGS.load(Relaxed) & BLACK != 0
+}
 static PARK: Mutex<()> = Mutex::new(());
 /// The collector waits here for threads to unpin.
 static COLLECTOR_WAIT: Condvar = Condvar::new();
@@ -178,8 +257,9 @@ fn notify_collector() {
 
 fn unregister(ts: &Arc<ThreadState>) {
     let mut threads = lock(&THREADS);
-    // SAFETY: the owner is exiting, not pinned, and holds THREADS, so no
-    // collector is running.
+    ts.flush_gray();
+    // SAFETY: the owner is exiting and not pinned; it holds THREADS, so the
+    // world is not stopped and the collector does not touch its cache.
     unsafe { ts.flush(true) };
     threads.retain(|t| !Arc::ptr_eq(t, ts));
 }
@@ -236,20 +316,52 @@ pub(crate) fn is_pinned() -> bool {
     (p as usize) > DEAD && unsafe { (*p).depth.get() } > 0
 }
 
-/// Stops the world: returns when every thread in `threads` is unpinned.
-/// New pins wait until [`start_the_world`].
-pub(crate) fn stop_the_world(threads: &[Arc<ThreadState>]) {
-    STW.store(true, SeqCst);
-    let mut g = lock(&PARK);
-    while threads.iter().any(|t| t.pinned.load(SeqCst)) {
-        g = COLLECTOR_WAIT.wait(g).unwrap_or_else(|e| e.into_inner());
+/// Waits until every thread of `threads` has passed a quiescent point
+/// (or is unpinned). Never blocks a mutator.
+pub(crate) fn handshake(threads: &[Arc<ThreadState>]) {
+    let e = EPOCH.fetch_add(1, SeqCst) + 1;
+    FLAGS.fetch_or(WAITING, SeqCst);
+    {
+        let mut g = lock(&PARK);
+        while !threads.iter().all(|t| {
+            let s = t.state.load(SeqCst);
+            s & 1 == 0 || s >> 1 >= e
+        }) {
+            g = COLLECTOR_WAIT.wait(g).unwrap_or_else(|e| e.into_inner());
+        }
     }
+    FLAGS.fetch_and(!WAITING, SeqCst);
+}
+
+/// Tries to stop the world: returns true when every thread in `threads` is
+/// unpinned (new pins then wait until [`start_the_world`]), false if that
+/// did not happen within `patience`. The caller must then restart the
+/// world: a pinned thread may be waiting for a thread blocked in `pin`
+/// (a join, a channel), and only restarting lets both go on.
+pub(crate) fn try_stop_the_world(
+    threads: &[Arc<ThreadState>],
+    patience: std::time::Duration,
+) -> bool {
+    let deadline = std::time::Instant::now() + patience;
+    FLAGS.fetch_or(STW, SeqCst);
+    let mut g = lock(&PARK);
+    while threads.iter().any(|t| t.pinned()) {
+        let now = std::time::Instant::now();
+        if now >= deadline {
+            return false;
+        }
+        g = COLLECTOR_WAIT
+            .wait_timeout(g, deadline - now)
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
+    }
+    true
 }
 
 /// Restarts the world.
 pub(crate) fn start_the_world() {
     let _g = lock(&PARK);
-    STW.store(false, SeqCst);
+    FLAGS.fetch_and(!STW, SeqCst);
     RESUME.notify_all();
 }
 
@@ -337,8 +449,7 @@ impl Guard {
     /// collection is waiting it costs two relaxed loads.
     #[inline]
     pub fn repin(&mut self) {
-        use std::sync::atomic::Ordering::Relaxed;
-        if STW.load(Relaxed) || crate::pacer::GC_PENDING.load(Relaxed) {
+        if FLAGS.load(Relaxed) & (STW | WAITING) != 0 {
             self.repin_slow();
         }
     }
@@ -377,7 +488,7 @@ impl Guard {
         // SAFETY: `slot` is a fresh slot of at least Layout::<T>::BYTES bytes,
         // aligned to Layout::<T>::ALIGN, owned by this thread until the
         // pointer escapes.
-        let v = unsafe { init_object::<T>(slot, value) };
+        let v = unsafe { init_object::<T>(ts, slot, value) };
         Ok(Gc::from_value_ptr(v))
     }
 
@@ -399,6 +510,9 @@ impl Guard {
         };
         // SAFETY: fresh slot with room for the header.
         unsafe { *(slot as *mut &'static crate::object::TypeInfo) = info };
+        if alloc_black() {
+            crate::collector::mark_new(slot + 8);
+        }
         Ok(slot + 8)
     }
 }
@@ -408,7 +522,7 @@ impl Guard {
 /// # Safety
 /// `slot` is a fresh, exclusively owned slot laid out for `T`.
 #[inline(always)]
-unsafe fn init_object<T: Trace + 'static>(slot: usize, value: T) -> usize {
+unsafe fn init_object<T: Trace + 'static>(ts: &ThreadState, slot: usize, value: T) -> usize {
     let off = Layout::<T>::VALUE_OFFSET;
     let v = slot + off;
     // SAFETY: the slot holds the header(s) and value (caller's contract).
@@ -425,7 +539,18 @@ unsafe fn init_object<T: Trace + 'static>(slot: usize, value: T) -> usize {
             .has_drop
             .store(true, std::sync::atomic::Ordering::Relaxed);
     }
-    if T::NEEDS_TRACE {
+    if alloc_black() {
+        // INV-BLACK: born marked; the edges it is born with count as stores.
+        crate::collector::mark_new(v);
+        if T::NEEDS_TRACE {
+            let mut t = Tracer::new(Mode::SealShade);
+            // SAFETY: just initialised.
+            unsafe { (*(v as *const T)).trace(&mut t) };
+            for x in t.stack.drain(..) {
+                crate::collector::shade(ts, x);
+            }
+        }
+    } else if T::NEEDS_TRACE {
         // INV-SEAL: edges born inside a managed object become loadable.
         let mut t = Tracer::new(Mode::Seal);
         // SAFETY: just initialised.

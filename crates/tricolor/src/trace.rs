@@ -60,6 +60,9 @@ pub(crate) enum Mode {
     Mark,
     /// Allocation: clear the "unsealed" tag of each `Member` (INV-SEAL).
     Seal,
+    /// Allocation while marking: seal, and collect each target in `stack`
+    /// so that the allocator can shade it (INV-BLACK).
+    SealShade,
 }
 
 /// Tag bit of a `Member` slot that is not (yet) inside a managed object.
@@ -90,6 +93,16 @@ impl Tracer {
                 // so this plain access races with nothing. Being plain lets
                 // the compiler fold it into the value's initialising store.
                 unsafe { *slot.as_ptr() &= !UNSEALED };
+            }
+            Mode::SealShade => {
+                // SAFETY: as for Seal.
+                let v = unsafe {
+                    *slot.as_ptr() &= !UNSEALED;
+                    *slot.as_ptr()
+                };
+                if v != 0 {
+                    self.stack.push(v);
+                }
             }
         }
     }
