@@ -11,33 +11,41 @@ struct Cell2 {
     next: Member<Cell2>,
 }
 
-/// A pinned thread blocks on a channel fed by threads that pin and allocate
-/// while `gc()` runs cycles on a third thread: everything finishes.
+/// A pinned thread repeatedly blocks on a reply from a thread that pins and
+/// allocates to make it, while `gc()` runs cycles on a third thread: every
+/// request is answered and every thread finishes.
 #[test]
 fn pinned_thread_waiting_for_a_pinning_thread_does_not_deadlock() {
-    for round in 0..20u64 {
+    const ROUNDS: u64 = 2_000;
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let d = done.clone();
+    let collector = std::thread::spawn(move || {
+        while !d.load(std::sync::atomic::Ordering::Relaxed) {
+            tricolor::gc();
+        }
+    });
+    let (req_tx, req_rx) = mpsc::channel::<u64>();
+    let (rep_tx, rep_rx) = mpsc::channel::<u64>();
+    let worker = std::thread::spawn(move || {
+        for i in req_rx {
+            let g = tricolor::pin();
+            let a = g.alloc(Cell2 { v: i, next: Member::null() });
+            let b = g.alloc(Cell2 { v: i + 1, next: Member::new(Some(a)) });
+            let v = b.next.load(&g).unwrap().v;
+            drop(g);
+            rep_tx.send(v).unwrap();
+        }
+    });
+    for round in 0..ROUNDS {
         let g = tricolor::pin();
         let keep = g.alloc(Cell2 { v: round, next: Member::null() });
-        let collector = std::thread::spawn(|| {
-            for _ in 0..3 {
-                tricolor::gc();
-            }
-        });
-        let (tx, rx) = mpsc::channel();
-        let worker = std::thread::spawn(move || {
-            for i in 0..200u64 {
-                let g = tricolor::pin();
-                let a = g.alloc(Cell2 { v: i, next: Member::null() });
-                let b = g.alloc(Cell2 { v: i + 1, next: Member::new(Some(a)) });
-                assert_eq!(b.next.load(&g).unwrap().v, i);
-            }
-            tx.send(()).unwrap();
-        });
+        req_tx.send(round).unwrap();
         // Pinned, and waiting for a thread that needs to pin.
-        rx.recv().unwrap();
+        assert_eq!(rep_rx.recv().unwrap(), round);
         assert_eq!(keep.v, round);
-        drop(g);
-        worker.join().unwrap();
-        collector.join().unwrap();
     }
+    drop(req_tx);
+    worker.join().unwrap();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    collector.join().unwrap();
 }
