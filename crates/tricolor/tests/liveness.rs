@@ -29,8 +29,14 @@ fn pinned_thread_waiting_for_a_pinning_thread_does_not_deadlock() {
     let worker = std::thread::spawn(move || {
         for i in req_rx {
             let g = tricolor::pin();
-            let a = g.alloc(Cell2 { v: i, next: Member::null() });
-            let b = g.alloc(Cell2 { v: i + 1, next: Member::new(Some(a)) });
+            let a = g.alloc(Cell2 {
+                v: i,
+                next: Member::null(),
+            });
+            let b = g.alloc(Cell2 {
+                v: i + 1,
+                next: Member::new(Some(a)),
+            });
             let v = b.next.load(&g).unwrap().v;
             drop(g);
             rep_tx.send(v).unwrap();
@@ -38,7 +44,10 @@ fn pinned_thread_waiting_for_a_pinning_thread_does_not_deadlock() {
     });
     for round in 0..ROUNDS {
         let g = tricolor::pin();
-        let keep = g.alloc(Cell2 { v: round, next: Member::null() });
+        let keep = g.alloc(Cell2 {
+            v: round,
+            next: Member::null(),
+        });
         req_tx.send(round).unwrap();
         // Pinned, and waiting for a thread that needs to pin.
         assert_eq!(rep_rx.recv().unwrap(), round);
