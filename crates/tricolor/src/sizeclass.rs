@@ -61,6 +61,7 @@ pub(crate) const fn div_magic(size: usize) -> u64 {
 }
 
 #[cfg(test)]
+#[allow(clippy::needless_range_loop)] // class numbers index several tables
 mod tests {
     use super::*;
 

@@ -86,6 +86,7 @@ fn large_objects_roundtrip() {
 }
 
 #[test]
+#[allow(clippy::needless_range_loop)] // the class number is the subject
 fn every_size_class_fills_several_spans() {
     // One-word spans (slots >= 4 KiB) and multi-word spans alike: each class
     // hands out every slot of a span before taking another.
