@@ -284,9 +284,14 @@ fn cycle(reason: Reason) {
     let start = Instant::now();
     let before = pacer::HEAP_LIVE.load(Relaxed);
 
-    // 1. Arm.
+    // 1. Arm. The handshake's snapshot of the registry is taken after
+    // `MARKING` is set: a thread that registers later takes the registry
+    // lock after the flag was set, so its first pin reads it; a snapshot
+    // taken before would miss a thread registering in between, whose
+    // in-flight unbarriered store the handshake must wait out (found by the
+    // loom model `registration_snapshot_after_arm_is_safe`).
     FLAGS.fetch_or(MARKING, std::sync::atomic::Ordering::SeqCst);
-    thread::handshake(&threads);
+    thread::handshake(&snapshot());
     // Allocation stays white: this cycle ends with every thread unpinned
     // (step 4), so an object allocated during marking is either stored
     // (shaded by the barrier, or reached through the object it was stored
