@@ -55,6 +55,9 @@ mod heap;
 mod object;
 mod options;
 mod pacer;
+// The full pacer (Go's gcControllerState and CPU limiter), tested by simulation;
+// the collector switches to it with assists and the memory limit (issue 3).
+mod pacer_model;
 mod sizeclass;
 mod sys;
 
