@@ -318,7 +318,8 @@ fn cycle(reason: Reason) {
         if thread::try_stop_the_world(&threads, patience) {
             // The pause is the time the world stays stopped. Waiting for
             // threads to reach a quiescent point blocks only threads that
-            // try to pin meanwhile, and at most `patience` each attempt.
+            // try to pin meanwhile (for at most `patience` per attempt while
+            // other threads stay pinned).
             break (threads, Instant::now());
         }
         thread::start_the_world();

@@ -39,7 +39,7 @@ use std::cell::{Cell, RefCell, UnsafeCell};
 use std::marker::PhantomData;
 use std::ptr::NonNull;
 use std::sync::atomic::{
-    AtomicBool, AtomicU64, AtomicU8,
+    AtomicBool, AtomicU64, AtomicU8, AtomicUsize,
     Ordering::{Acquire, Relaxed, SeqCst},
 };
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -155,9 +155,13 @@ impl ThreadState {
             notify_collector();
             {
                 let mut g = lock(&PARK);
+                BLOCKED.fetch_add(1, SeqCst);
+                // Wake the collector: it bounds its wait while we are blocked.
+                COLLECTOR_WAIT.notify_all();
                 while FLAGS.load(SeqCst) & STW != 0 {
                     g = RESUME.wait(g).unwrap_or_else(|e| e.into_inner());
                 }
+                BLOCKED.fetch_sub(1, SeqCst);
             }
             self.state.swap(EPOCH.load(Acquire) << 1 | 1, SeqCst);
             if FLAGS.load(SeqCst) & STW == 0 {
@@ -333,25 +337,36 @@ pub(crate) fn handshake(threads: &[Arc<ThreadState>]) {
     FLAGS.fetch_and(!WAITING, SeqCst);
 }
 
+/// Threads waiting in `pin` for the world to restart.
+static BLOCKED: AtomicUsize = AtomicUsize::new(0);
+
 /// Tries to stop the world: returns true when every thread in `threads` is
-/// unpinned (new pins then wait until [`start_the_world`]), false if that
-/// did not happen within `patience`. The caller must then restart the
-/// world: a pinned thread may be waiting for a thread blocked in `pin`
-/// (a join, a channel), and only restarting lets both go on.
+/// unpinned (new pins then wait until [`start_the_world`]). Returns false
+/// when some thread has been blocked in `pin` by this stop for `patience`
+/// while others stay pinned: a pinned thread may be waiting (a join, a
+/// channel) for the blocked one, and only restarting lets both go on. The
+/// caller must then restart the world. While nobody is blocked, waiting
+/// costs no one anything, so it is not bounded.
 pub(crate) fn try_stop_the_world(
     threads: &[Arc<ThreadState>],
     patience: std::time::Duration,
 ) -> bool {
-    let deadline = std::time::Instant::now() + patience;
     FLAGS.fetch_or(STW, SeqCst);
     let mut g = lock(&PARK);
+    let mut blocked_since: Option<std::time::Instant> = None;
     while threads.iter().any(|t| t.pinned()) {
-        let now = std::time::Instant::now();
-        if now >= deadline {
+        if BLOCKED.load(SeqCst) == 0 {
+            blocked_since = None;
+            g = COLLECTOR_WAIT.wait(g).unwrap_or_else(|e| e.into_inner());
+            continue;
+        }
+        let since = *blocked_since.get_or_insert_with(std::time::Instant::now);
+        let waited = since.elapsed();
+        if waited >= patience {
             return false;
         }
         g = COLLECTOR_WAIT
-            .wait_timeout(g, deadline - now)
+            .wait_timeout(g, patience - waited)
             .unwrap_or_else(|e| e.into_inner())
             .0;
     }
