@@ -1,13 +1,28 @@
-//! The two workloads' parameters and output format, shared by every implementation.
+//! The two workloads, shared by every implementation: their parameters,
+//! output format, driver loops and tree algorithms.
 //!
 //! Every implementation writes its lines through the helpers here, so that a
 //! difference in output can only come from a difference in the *values*
 //! (node counts), never from formatting. [`expected_output`] computes the
 //! correct output from closed formulas; the harness checks the `Box`
 //! implementation against it.
+//!
+//! The programs themselves are written once, generically: the driver loops
+//! are [`binary_trees::run`] and [`gcbench::run`], the tree construction and
+//! counting are [`bottom_up_tree`], [`gcbench::populate`] and [`count`]. An
+//! implementation supplies its node types and what really differs from one
+//! memory manager to the next, through traits: allocation and the child
+//! edges ([`TreeRef`], [`Children`], [`gcbench::TopDown`]), and where trees
+//! live and when they are collected ([`binary_trees::Trees`],
+//! [`gcbench::Heap`], or [`Owned`] for trees that are ordinary values).
+//! Everything is generic, so each implementation's hot loops are
+//! monomorphised for its own types: no dynamic dispatch per node or per tree.
 
 use std::fmt;
+use std::hint::black_box;
 use std::io::{self, Write};
+use std::marker::PhantomData;
+use std::ops::Deref;
 use std::str::FromStr;
 
 /// Which benchmark program to run.
@@ -60,6 +75,117 @@ pub fn expected_output(workload: Workload, depth: u32) -> String {
     };
     result.expect("writing to a Vec cannot fail");
     String::from_utf8(out).expect("output is ASCII")
+}
+
+/// A tree node whose two children can be borrowed: what [`count`] needs.
+pub trait Children {
+    /// Calls `f` with the node's left and right children (`None` where there
+    /// is none), borrowed for the call (through the node's cell, if it is
+    /// behind one).
+    fn with_children<R>(&self, f: impl FnOnce(Option<&Self>, Option<&Self>) -> R) -> R;
+}
+
+/// The number of nodes of the tree below (and including) `node`:
+/// binary-trees' check, and the count of GCBench's last line.
+pub fn count<N: Children + ?Sized>(node: &N) -> u64 {
+    node.with_children(|left, right| 1 + left.map_or(0, count) + right.map_or(0, count))
+}
+
+/// A pointer to a tree node as one implementation allocates it (a `Box`, a
+/// `Gc`, a `Cc`, a reference into an arena), with the node's constructor.
+pub trait TreeRef: Deref<Target: Children> + Sized {
+    /// What allocation needs: `()`, the arena, or gc-arena's `&Mutation`.
+    type Ctx: Copy;
+
+    /// Allocates a node with these children (a GCBench node also gets zero
+    /// `i` and `j`).
+    fn new_node(ctx: Self::Ctx, left: Option<Self>, right: Option<Self>) -> Self;
+}
+
+/// Builds a perfect tree of `depth` (a leaf has depth 0) bottom up, both
+/// children before their parent: binary-trees' `bottom_up_tree` and GCBench's
+/// `MakeTree`.
+pub fn bottom_up_tree<R: TreeRef>(ctx: R::Ctx, depth: u32) -> R {
+    if depth == 0 {
+        R::new_node(ctx, None, None)
+    } else {
+        let left = bottom_up_tree(ctx, depth - 1);
+        let right = bottom_up_tree(ctx, depth - 1);
+        R::new_node(ctx, Some(left), Some(right))
+    }
+}
+
+/// Trees that are ordinary values (`Box`, `Gc`, `Cc`), for both workloads:
+/// a tree is allocated with [`TreeRef::new_node`] in the context `ctx`, freed
+/// when its last pointer is dropped (at once, or by a later collection), and
+/// `after_tree` is called each time a short-lived tree has been dropped (a
+/// program using a cycle collector would collect there).
+pub struct Owned<R: TreeRef, F> {
+    ctx: R::Ctx,
+    after_tree: F,
+    tree: PhantomData<R>,
+}
+
+impl<R: TreeRef, F: FnMut()> Owned<R, F> {
+    /// Trees of type `R`, allocated in `ctx`, with `after_tree` called after
+    /// each short-lived tree is dropped.
+    pub fn new(ctx: R::Ctx, after_tree: F) -> Self {
+        Owned {
+            ctx,
+            after_tree,
+            tree: PhantomData,
+        }
+    }
+
+    /// Drops `tree` (after hiding it from the optimizer), then calls
+    /// `after_tree`.
+    fn discard(&mut self, tree: R) {
+        black_box(&tree);
+        drop(tree);
+        (self.after_tree)();
+    }
+}
+
+impl<R: TreeRef, F: FnMut()> binary_trees::Trees for Owned<R, F> {
+    type LongLived = R;
+
+    fn short_lived(&mut self, depth: u32) -> u64 {
+        let tree: R = bottom_up_tree(self.ctx, depth);
+        let check = count(&*tree);
+        drop(tree);
+        (self.after_tree)();
+        check
+    }
+
+    fn long_lived(&mut self, depth: u32) -> R {
+        bottom_up_tree(self.ctx, depth)
+    }
+
+    fn check_long_lived(&mut self, tree: &R) -> u64 {
+        count(&**tree)
+    }
+}
+
+impl<R: gcbench::TopDown, F: FnMut()> gcbench::Heap for Owned<R, F> {
+    type LongLived = R;
+
+    fn top_down(&mut self, depth: i32) {
+        let temp = gcbench::top_down_tree(self.ctx, depth);
+        self.discard(temp);
+    }
+
+    fn bottom_up(&mut self, depth: i32) {
+        let temp = gcbench::make_tree(self.ctx, depth);
+        self.discard(temp);
+    }
+
+    fn long_lived(&mut self, depth: i32) -> R {
+        gcbench::top_down_tree(self.ctx, depth)
+    }
+
+    fn count_long_lived(&mut self, tree: &R) -> u64 {
+        count(&**tree)
+    }
 }
 
 /// Parameters and output lines of binary-trees.
@@ -118,6 +244,50 @@ pub mod binary_trees {
         writeln!(out, "long lived tree of depth {depth}\t check: {check}")
     }
 
+    /// Where binary-trees' trees live and when they are freed, on one
+    /// implementation; [`run`] does the rest. Trees are built with
+    /// [`bottom_up_tree`](super::bottom_up_tree) and checked with
+    /// [`count`](super::count).
+    pub trait Trees {
+        /// The long-lived tree (`()` if the implementation keeps it
+        /// elsewhere, as gc-arena does in its root).
+        type LongLived;
+
+        /// Builds the stretch tree of `depth`, lets it die and returns its
+        /// check. By default, like any short-lived tree.
+        fn stretch(&mut self, depth: u32) -> u64 {
+            self.short_lived(depth)
+        }
+
+        /// Builds a tree of `depth`, lets it die (collecting, where the
+        /// implementation does so after each tree) and returns its check.
+        fn short_lived(&mut self, depth: u32) -> u64;
+
+        /// Builds the long-lived tree of `depth`.
+        fn long_lived(&mut self, depth: u32) -> Self::LongLived;
+
+        /// The check of the long-lived tree.
+        fn check_long_lived(&mut self, tree: &Self::LongLived) -> u64;
+    }
+
+    /// Runs binary-trees with maximum depth `depth` (already
+    /// [`effective_depth`]) on `trees`: a stretch tree of `depth + 1`, a
+    /// long-lived tree of `depth`, then the [`phases`] of short-lived trees.
+    pub fn run(trees: &mut impl Trees, depth: u32, out: &mut dyn Write) -> io::Result<()> {
+        let check = trees.stretch(depth + 1);
+        stretch_line(out, depth + 1, check)?;
+        let long_lived = trees.long_lived(depth);
+        for (iterations, d) in phases(depth) {
+            let mut total = 0;
+            for _ in 0..iterations {
+                total += trees.short_lived(d);
+            }
+            trees_line(out, iterations, d, total)?;
+        }
+        let check = trees.check_long_lived(&long_lived);
+        long_lived_line(out, depth, check)
+    }
+
     /// Writes the correct output for `max_depth`, computed from formulas.
     pub fn write_expected(max_depth: u32, out: &mut dyn Write) -> io::Result<()> {
         stretch_line(out, max_depth + 1, tree_nodes(max_depth + 1))?;
@@ -138,7 +308,7 @@ pub mod binary_trees {
 /// `Failed` otherwise (the original only printed `Failed`). This is the same
 /// output as `tricolor_cli::workloads::gcbench`.
 pub mod gcbench {
-    use super::{io, Write};
+    use super::{bottom_up_tree, io, TreeRef, Write};
 
     /// Depth of the tree that stretches the heap at the start.
     pub const STRETCH_TREE_DEPTH: i32 = 18;
@@ -215,6 +385,112 @@ pub mod gcbench {
         } else {
             writeln!(out, "Failed")
         }
+    }
+
+    /// A GCBench node pointer whose trees can also be built top down, by
+    /// [`populate`]: the allocation of a node's children and the writes of
+    /// its child edges.
+    pub trait TopDown: TreeRef {
+        /// What [`populate`] works on: `&mut` the node where the parent owns
+        /// its children (`Box`, bumpalo), `&` the pointer for shared
+        /// pointers, the pointer itself where it is `Copy` (gc-arena).
+        type Handle<'n>
+        where
+            Self: 'n;
+
+        /// The handle of the node `self` points to.
+        fn handle(&mut self) -> Self::Handle<'_>;
+
+        /// Allocates a new empty node and stores it as the left child of
+        /// `node`, then the same for the right child, then calls `f` with
+        /// the two children.
+        fn add_children(
+            ctx: Self::Ctx,
+            node: Self::Handle<'_>,
+            f: impl FnOnce(Self::Handle<'_>, Self::Handle<'_>),
+        );
+    }
+
+    /// GCBench's `Populate`: builds a tree of `depth` below `node` top down,
+    /// assigning the children to the older node, so every node is allocated
+    /// before its children.
+    pub fn populate<R: TopDown>(ctx: R::Ctx, depth: i32, node: R::Handle<'_>) {
+        if depth <= 0 {
+            return;
+        }
+        // `move`: the closure holds `ctx` and `depth` by value, not by
+        // reference to this frame, so the call for the right child is a tail
+        // call that compiles to a loop, as in a directly recursive `Populate`.
+        R::add_children(ctx, node, move |left, right| {
+            populate::<R>(ctx, depth - 1, left);
+            populate::<R>(ctx, depth - 1, right);
+        });
+    }
+
+    /// A new node with a tree of `depth` [`populate`]d below it.
+    pub fn top_down_tree<R: TopDown>(ctx: R::Ctx, depth: i32) -> R {
+        let mut root = R::new_node(ctx, None, None);
+        populate::<R>(ctx, depth, root.handle());
+        root
+    }
+
+    /// GCBench's `MakeTree`: a tree of `depth` built bottom up (a single
+    /// node if `depth <= 0`).
+    pub fn make_tree<R: TreeRef>(ctx: R::Ctx, depth: i32) -> R {
+        bottom_up_tree(ctx, u32::try_from(depth).unwrap_or(0))
+    }
+
+    /// Where GCBench's trees live and when they are freed, on one
+    /// implementation; [`run`] does the rest.
+    pub trait Heap {
+        /// The long-lived tree (`()` if the implementation keeps it
+        /// elsewhere, as gc-arena does in its root).
+        type LongLived;
+
+        /// Builds the stretch tree of `depth` ([`make_tree`]) and lets it
+        /// die. By default, like any temporary tree built bottom up.
+        fn stretch(&mut self, depth: i32) {
+            self.bottom_up(depth);
+        }
+
+        /// Builds a temporary tree of `depth` with [`top_down_tree`] and lets
+        /// it die (collecting, where the implementation does so after each
+        /// tree).
+        fn top_down(&mut self, depth: i32);
+
+        /// Builds a temporary tree of `depth` with [`make_tree`] and lets it
+        /// die (collecting, where the implementation does so after each
+        /// tree).
+        fn bottom_up(&mut self, depth: i32);
+
+        /// Builds the long-lived tree of `depth` with [`top_down_tree`].
+        fn long_lived(&mut self, depth: i32) -> Self::LongLived;
+
+        /// The number of nodes of the long-lived tree.
+        fn count_long_lived(&mut self, tree: &Self::LongLived) -> u64;
+    }
+
+    /// Runs GCBench on `heap`: the stretch tree, the long-lived tree and
+    /// array, then for each of the [`depths`] `NumIters(depth)` trees built
+    /// top down and as many built bottom up (`TimeConstruction`).
+    pub fn run(heap: &mut impl Heap, out: &mut dyn Write) -> io::Result<()> {
+        header(out)?;
+        heap.stretch(STRETCH_TREE_DEPTH);
+        long_lived_tree_line(out)?;
+        let long_lived = heap.long_lived(LONG_LIVED_TREE_DEPTH);
+        array_line(out)?;
+        let array = long_lived_array();
+        for depth in depths() {
+            creating_line(out, depth)?;
+            for _ in 0..num_iters(depth) {
+                heap.top_down(depth);
+            }
+            for _ in 0..num_iters(depth) {
+                heap.bottom_up(depth);
+            }
+        }
+        let nodes = heap.count_long_lived(&long_lived);
+        final_line(out, nodes, &array)
     }
 
     /// Writes the correct output, computed from formulas.

@@ -16,27 +16,20 @@
 //! Without `--small` it runs a larger workload (for plain runs, not
 //! valgrind).
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
+use common::{mix, Counted};
 use tricolor::{Gc, Guard, Member, Root, Trace};
 
 /// Slots in the shared table.
 const SLOTS: usize = 64;
 
 static ALLOCS: AtomicU64 = AtomicU64::new(0);
-static DROPS: AtomicU64 = AtomicU64::new(0);
-
-/// Counts drops (plain data with a `Drop`).
-#[derive(Trace)]
-struct Counted;
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        DROPS.fetch_add(1, Ordering::Relaxed);
-    }
-}
 
 #[derive(Trace)]
 struct Node {
@@ -59,13 +52,6 @@ struct Config {
     rounds: u64,
     ring: u64,
     gc_every: u64,
-}
-
-fn mix(id: u64) -> u64 {
-    let mut z = id.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
 
 fn bytes_for(id: u64) -> Vec<u8> {
@@ -228,7 +214,7 @@ fn main() {
     };
     tricolor::gc();
     let allocs = ALLOCS.load(Ordering::Relaxed);
-    let drops = DROPS.load(Ordering::Relaxed);
+    let drops = common::drops();
     assert_eq!(
         drops,
         allocs - reachable,
@@ -240,7 +226,7 @@ fn main() {
     drop(roots);
     drop(table);
     tricolor::gc();
-    assert_eq!(DROPS.load(Ordering::Relaxed), allocs, "everything freed");
+    assert_eq!(common::drops(), allocs, "everything freed");
     let stats = tricolor::read_mem_stats();
     assert_eq!(stats.heap_objects, 0);
     println!(

@@ -5,21 +5,10 @@
 //!
 //! One `#[test]` in this file: it needs a few hundred MiB of heap.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+mod common;
 
+use common::{drops, scaled, Counted};
 use tricolor::{Member, Root, Trace};
-
-static DROPS: AtomicU64 = AtomicU64::new(0);
-
-/// Counts drops (zero-sized plain data).
-#[derive(Trace)]
-struct Counted;
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        DROPS.fetch_add(1, Ordering::Relaxed);
-    }
-}
 
 #[derive(Trace)]
 struct L {
@@ -33,18 +22,10 @@ struct Head {
     first: Member<L>,
 }
 
-fn len() -> u64 {
-    if cfg!(debug_assertions) {
-        1_000_000
-    } else {
-        10_000_000
-    }
-}
-
 /// A list of millions of nodes is marked without stack overflow, kept whole, freed when unrooted.
 #[test]
 fn very_long_list_is_marked_and_freed() {
-    let n = len();
+    let n = scaled(10_000_000, 1_000_000);
     let head = Root::new(Head {
         first: Member::null(),
     });
@@ -66,7 +47,7 @@ fn very_long_list_is_marked_and_freed() {
     }
     tricolor::gc();
     tricolor::gc();
-    assert_eq!(DROPS.load(Ordering::Relaxed), 0, "linked nodes were freed");
+    assert_eq!(drops(), 0, "linked nodes were freed");
     {
         let g = tricolor::pin();
         let mut cur = head.first.load(&g);
@@ -86,9 +67,9 @@ fn very_long_list_is_marked_and_freed() {
         mid.next.store(&g, None);
     }
     tricolor::gc();
-    assert_eq!(DROPS.load(Ordering::Relaxed), n / 2);
+    assert_eq!(drops(), n / 2);
     drop(head);
     tricolor::gc();
-    assert_eq!(DROPS.load(Ordering::Relaxed), n);
+    assert_eq!(drops(), n);
     assert_eq!(tricolor::read_mem_stats().heap_objects, 0);
 }

@@ -8,60 +8,10 @@
 //! each counts only the drops of its own tag, and `gc()` frees everything
 //! that was unreachable when it was called, whoever else collects.
 
-use std::collections::BTreeMap;
-use std::sync::Mutex;
+mod common;
 
+use common::{assert_dropped_exactly, Tracked};
 use tricolor::{Gc, GcVec, Guard, Member, Root, Trace};
-
-/// `(tag, id) -> number of drops`.
-static LOG: Mutex<BTreeMap<(u32, u64), u32>> = Mutex::new(BTreeMap::new());
-
-/// Plain data whose `Drop` records `(tag, id)`.
-#[derive(Trace)]
-struct Tracked {
-    tag: u32,
-    id: u64,
-}
-
-impl Drop for Tracked {
-    fn drop(&mut self) {
-        let mut log = LOG.lock().unwrap_or_else(|e| e.into_inner());
-        *log.entry((self.tag, self.id)).or_insert(0) += 1;
-    }
-}
-
-/// The drops of `tag`, by id.
-fn dropped(tag: u32) -> BTreeMap<u64, u32> {
-    let log = LOG.lock().unwrap_or_else(|e| e.into_inner());
-    log.range((tag, 0)..=(tag, u64::MAX))
-        .map(|(&(_, id), &n)| (id, n))
-        .collect()
-}
-
-/// Panics unless the objects of `tag` dropped so far are exactly `ids`, each
-/// dropped once.
-fn assert_dropped_exactly(tag: u32, ids: impl IntoIterator<Item = u64>) {
-    let want: BTreeMap<u64, u32> = ids.into_iter().map(|id| (id, 1)).collect();
-    let got = dropped(tag);
-    if got != want {
-        // At most 20 ids of each kind.
-        let twice: Vec<_> = got.iter().filter(|(_, &n)| n > 1).take(20).collect();
-        let early: Vec<_> = got
-            .keys()
-            .filter(|id| !want.contains_key(id))
-            .take(20)
-            .collect();
-        let leaked: Vec<_> = want
-            .keys()
-            .filter(|id| !got.contains_key(id))
-            .take(20)
-            .collect();
-        panic!(
-            "tag {tag}: dropped more than once: {twice:?}; dropped while reachable: {early:?}; \
-             unreachable but not dropped: {leaked:?}"
-        );
-    }
-}
 
 #[derive(Trace)]
 struct Node {
@@ -78,6 +28,18 @@ fn node<'g>(g: &'g Guard, tag: u32, id: u64) -> Gc<'g, Node> {
         b: Member::null(),
         t: Tracked { tag, id },
     })
+}
+
+/// A chain of nodes `0..len` linked along `a` edges: its head and its tail.
+fn chain<'g>(g: &'g Guard, tag: u32, len: u64) -> (Gc<'g, Node>, Gc<'g, Node>) {
+    let head = node(g, tag, 0);
+    let mut prev = head;
+    for i in 1..len {
+        let n = node(g, tag, i);
+        prev.a.store(g, Some(n));
+        prev = n;
+    }
+    (head, prev)
 }
 
 /// The ids along `a` edges from `start`, at most `limit` of them.
@@ -101,13 +63,7 @@ fn chain_cut_frees_exactly_the_tail() {
     const TAG: u32 = 1;
     let root = {
         let g = tricolor::pin();
-        let head = node(&g, TAG, 0);
-        let mut prev = head;
-        for i in 1..100 {
-            let n = node(&g, TAG, i);
-            prev.a.store(&g, Some(n));
-            prev = n;
-        }
+        let (head, _) = chain(&g, TAG, 100);
         head.root()
     };
     tricolor::gc();
@@ -427,17 +383,11 @@ fn garbage_pointing_into_live_graph() {
     const TAG: u32 = 8;
     let root = {
         let g = tricolor::pin();
-        let head = node(&g, TAG, 0);
-        let mut prev = head;
-        for i in 1..10 {
-            let n = node(&g, TAG, i);
-            prev.a.store(&g, Some(n));
-            prev = n;
-        }
+        let (head, tail) = chain(&g, TAG, 10);
         for i in 0..1000u64 {
             let garbage = node(&g, TAG, 100 + i);
             garbage.a.store(&g, Some(head));
-            garbage.b.store(&g, Some(prev));
+            garbage.b.store(&g, Some(tail));
         }
         head.root()
     };

@@ -5,57 +5,13 @@
 //!
 //! The tests may share a process: each counts only the drops of its own tag.
 
-use std::collections::BTreeMap;
+mod common;
+
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Barrier, Mutex};
+use std::sync::Barrier;
 
+use common::{assert_dropped_exactly, scaled, was_dropped, Tracked};
 use tricolor::{Gc, GcVec, Guard, Root, Trace};
-
-/// `(tag, id) -> number of drops`.
-static LOG: Mutex<BTreeMap<(u32, u64), u32>> = Mutex::new(BTreeMap::new());
-
-/// Plain data whose `Drop` records `(tag, id)`.
-#[derive(Trace)]
-struct Tracked {
-    tag: u32,
-    id: u64,
-}
-
-impl Drop for Tracked {
-    fn drop(&mut self) {
-        let mut log = LOG.lock().unwrap_or_else(|e| e.into_inner());
-        *log.entry((self.tag, self.id)).or_insert(0) += 1;
-    }
-}
-
-fn dropped(tag: u32) -> BTreeMap<u64, u32> {
-    let log = LOG.lock().unwrap_or_else(|e| e.into_inner());
-    log.range((tag, 0)..=(tag, u64::MAX))
-        .map(|(&(_, id), &n)| (id, n))
-        .collect()
-}
-
-/// Panics unless the objects of `tag` dropped so far are exactly `ids`,
-/// once each.
-fn assert_dropped_exactly(tag: u32, ids: impl IntoIterator<Item = u64>) {
-    let want: BTreeMap<u64, u32> = ids.into_iter().map(|id| (id, 1)).collect();
-    let got = dropped(tag);
-    assert!(
-        got == want,
-        "tag {tag}: dropped {} objects ({} expected); twice: {:?}; unexpected: {:?}; missing: {:?}",
-        got.len(),
-        want.len(),
-        got.iter().filter(|(_, &n)| n > 1).collect::<Vec<_>>(),
-        got.keys()
-            .filter(|k| !want.contains_key(k))
-            .take(10)
-            .collect::<Vec<_>>(),
-        want.keys()
-            .filter(|k| !got.contains_key(k))
-            .take(10)
-            .collect::<Vec<_>>(),
-    );
-}
 
 fn check_of(idx: u64, generation: u64) -> u64 {
     (idx.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ generation).rotate_left(17)
@@ -78,14 +34,11 @@ impl Item {
             "element {} corrupted",
             self.idx
         );
-        let was_dropped = LOG
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains_key(&(self.t.tag, self.t.id));
         assert!(
-            !was_dropped,
+            !was_dropped(self.t.tag, self.t.id),
             "element {} (id {}) seen after it was dropped",
-            self.idx, self.t.id
+            self.idx,
+            self.t.id
         );
     }
 }
@@ -240,12 +193,36 @@ fn growth_preserves_contents_across_collections() {
     assert_dropped_exactly(TAG, all);
 }
 
-fn scaled(release: u64, debug: u64) -> u64 {
-    if cfg!(debug_assertions) {
-        debug
-    } else {
-        release
-    }
+/// Runs `writer` on this thread while two reader threads run `reader`, each
+/// with its own clone of the root `h` and the flag set once the writer is
+/// done, all three starting together; returns what the readers return.
+fn race_readers<R: Send>(
+    h: &Root<Holder>,
+    reader: impl Fn(&Root<Holder>, &AtomicBool) -> R + Sync,
+    writer: impl FnOnce(),
+) -> Vec<R> {
+    let done = AtomicBool::new(false);
+    // Readers and writer start together.
+    let start = Barrier::new(3);
+    std::thread::scope(|s| {
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let h = h.clone();
+                let (done, start, reader) = (&done, &start, &reader);
+                s.spawn(move || {
+                    start.wait();
+                    reader(&h, done)
+                })
+            })
+            .collect();
+        start.wait();
+        writer();
+        done.store(true, Ordering::Release);
+        readers
+            .into_iter()
+            .map(|r| r.join().expect("reader panicked"))
+            .collect()
+    })
 }
 
 /// Readers racing a pushing writer see a prefix: elements 0..k in order, live and intact.
@@ -254,45 +231,35 @@ fn readers_see_a_prefix_while_writer_pushes() {
     const TAG: u32 = 4;
     let n = scaled(50_000, 10_000);
     let h = holder();
-    let done = AtomicBool::new(false);
-    // Readers and writer start together.
-    let start = Barrier::new(3);
-    std::thread::scope(|s| {
-        let readers: Vec<_> = (0..2)
-            .map(|_| {
-                let h = h.clone();
-                let (done, start) = (&done, &start);
-                s.spawn(move || {
-                    start.wait();
-                    let mut last = 0u64;
-                    let mut passes = 0u64;
-                    loop {
-                        // Read the flag first: a pass that starts after the
-                        // writer finished must see everything.
-                        let finished = done.load(Ordering::Acquire);
-                        let g = tricolor::pin();
-                        let len_before = h.v.len() as u64;
-                        let mut k = 0u64;
-                        for e in h.v.iter(&g) {
-                            let e = e.unwrap_or_else(|| panic!("null element at {k}"));
-                            assert_eq!(e.idx, k, "element out of place");
-                            e.verify();
-                            k += 1;
-                        }
-                        assert!(k >= len_before, "iter saw {k} < len {len_before}");
-                        assert!(k >= last, "view shrank from {last} to {k}");
-                        last = k;
-                        passes += 1;
-                        if finished {
-                            assert_eq!(k, n);
-                            return passes;
-                        }
-                    }
-                })
-            })
-            .collect();
-        start.wait();
-        {
+    let passes = race_readers(
+        &h,
+        |h, done| {
+            let mut last = 0u64;
+            let mut passes = 0u64;
+            loop {
+                // Read the flag first: a pass that starts after the
+                // writer finished must see everything.
+                let finished = done.load(Ordering::Acquire);
+                let g = tricolor::pin();
+                let len_before = h.v.len() as u64;
+                let mut k = 0u64;
+                for e in h.v.iter(&g) {
+                    let e = e.unwrap_or_else(|| panic!("null element at {k}"));
+                    assert_eq!(e.idx, k, "element out of place");
+                    e.verify();
+                    k += 1;
+                }
+                assert!(k >= len_before, "iter saw {k} < len {len_before}");
+                assert!(k >= last, "view shrank from {last} to {k}");
+                last = k;
+                passes += 1;
+                if finished {
+                    assert_eq!(k, n);
+                    return passes;
+                }
+            }
+        },
+        || {
             let mut g = tricolor::pin();
             for i in 0..n {
                 if i % 64 == 0 {
@@ -305,12 +272,11 @@ fn readers_see_a_prefix_while_writer_pushes() {
                 }
                 h.v.push(&g, Some(item(&g, TAG, i, 0, i)));
             }
-        }
-        done.store(true, Ordering::Release);
-        for r in readers {
-            assert!(r.join().expect("reader panicked") >= 1);
-        }
-    });
+        },
+    );
+    for p in passes {
+        assert!(p >= 1);
+    }
     tricolor::gc();
     assert_dropped_exactly(TAG, []);
     drop(h);
@@ -333,67 +299,55 @@ fn readers_see_live_elements_while_writer_replaces() {
             next_id += 1;
         }
     }
-    let done = AtomicBool::new(false);
-    let start = Barrier::new(3);
-    std::thread::scope(|s| {
-        let readers: Vec<_> = (0..2)
-            .map(|_| {
-                let h = h.clone();
-                let (done, start) = (&done, &start);
-                s.spawn(move || {
-                    start.wait();
-                    while !done.load(Ordering::Acquire) {
-                        let g = tricolor::pin();
-                        let mut k = 0u64;
-                        for e in h.v.iter(&g) {
-                            if let Some(e) = e {
-                                assert_eq!(e.idx, k, "element out of place");
-                                e.verify();
-                            }
-                            k += 1;
-                        }
-                        assert!((LEN - 1..=LEN).contains(&k), "length {k} out of bounds");
-                        for i in [0, LEN / 2, LEN - 2] {
-                            let e = h.v.get(&g, i as usize).expect("never null");
-                            assert_eq!(e.idx, i);
-                            e.verify();
-                        }
+    race_readers(
+        &h,
+        |h, done| {
+            while !done.load(Ordering::Acquire) {
+                let g = tricolor::pin();
+                let mut k = 0u64;
+                for e in h.v.iter(&g) {
+                    if let Some(e) = e {
+                        assert_eq!(e.idx, k, "element out of place");
+                        e.verify();
                     }
-                })
-            })
-            .collect();
-        start.wait();
-        let mut x = 0x1234_5678u64;
-        let mut g = tricolor::pin();
-        for r in 0..rounds {
-            if r % 32 == 0 {
-                g.repin();
+                    k += 1;
+                }
+                assert!((LEN - 1..=LEN).contains(&k), "length {k} out of bounds");
+                for i in [0, LEN / 2, LEN - 2] {
+                    let e = h.v.get(&g, i as usize).expect("never null");
+                    assert_eq!(e.idx, i);
+                    e.verify();
+                }
             }
-            if r % 2_000 == 1_999 {
-                drop(g);
-                tricolor::gc();
-                g = tricolor::pin();
+        },
+        || {
+            let mut x = 0x1234_5678u64;
+            let mut g = tricolor::pin();
+            for r in 0..rounds {
+                if r % 32 == 0 {
+                    g.repin();
+                }
+                if r % 2_000 == 1_999 {
+                    drop(g);
+                    tricolor::gc();
+                    g = tricolor::pin();
+                }
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                if r % 8 == 0 {
+                    // Pop and push the last element (briefly LEN - 1 long).
+                    let last = h.v.pop(&g).expect("not empty").expect("never null");
+                    assert_eq!(last.idx, LEN - 1);
+                    h.v.push(&g, Some(item(&g, TAG, LEN - 1, r, next_id)));
+                } else {
+                    let i = x % LEN;
+                    h.v.set(&g, i as usize, Some(item(&g, TAG, i, r, next_id)));
+                }
+                next_id += 1;
             }
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            if r % 8 == 0 {
-                // Pop and push the last element (briefly LEN - 1 long).
-                let last = h.v.pop(&g).expect("not empty").expect("never null");
-                assert_eq!(last.idx, LEN - 1);
-                h.v.push(&g, Some(item(&g, TAG, LEN - 1, r, next_id)));
-            } else {
-                let i = x % LEN;
-                h.v.set(&g, i as usize, Some(item(&g, TAG, i, r, next_id)));
-            }
-            next_id += 1;
-        }
-        drop(g);
-        done.store(true, Ordering::Release);
-        for r in readers {
-            r.join().expect("reader panicked");
-        }
-    });
+        },
+    );
     tricolor::gc();
     let live: Vec<u64> = {
         let g = tricolor::pin();

@@ -18,10 +18,13 @@
 //! One `#[test]` in this file: the final counts are exact and need the heap
 //! to themselves.
 
+mod common;
+
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Mutex, OnceLock};
 
+use common::{drops, mix, scaled, DROPS};
 use tricolor::{Gc, Guard, Member, Root, Trace};
 
 /// Slots in the shared table.
@@ -45,17 +48,11 @@ fn total_ops() -> u64 {
     std::env::var("TRICOLOR_STRESS_OPS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(if cfg!(debug_assertions) {
-            200_000
-        } else {
-            1_000_000
-        })
+        .unwrap_or(scaled(1_000_000, 200_000))
 }
 
 /// Ids handed out so far (ids are indices into `FLAGS`).
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
-/// Total drops.
-static DROPS: AtomicU64 = AtomicU64::new(0);
 /// Per id: how many times it was dropped.
 static FLAGS: OnceLock<Box<[AtomicU8]>> = OnceLock::new();
 /// Set when a `Drop` saw an id outside `FLAGS` (it must not panic itself).
@@ -65,15 +62,8 @@ fn flags() -> &'static [AtomicU8] {
     FLAGS.get().expect("flags initialised by the test")
 }
 
-fn mix(id: u64) -> u64 {
-    // splitmix64 finaliser
-    let mut z = id.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-/// Records the drop of node `0` (plain data: may implement `Drop`).
+/// Records the drop of node `0` (plain data: may implement `Drop`), and
+/// counts it in the total, [`DROPS`].
 #[derive(Trace)]
 struct DropFlag(u64);
 
@@ -390,7 +380,7 @@ fn four_threads_mutate_shared_graph_under_collection() {
         }
         dropped += u64::from(n);
     }
-    assert_eq!(DROPS.load(Ordering::Relaxed), dropped);
+    assert_eq!(drops(), dropped);
     assert_eq!(dropped, allocated - reachable.len() as u64);
     let stats = tricolor::read_mem_stats();
     // The nodes plus the table.
@@ -400,7 +390,7 @@ fn four_threads_mutate_shared_graph_under_collection() {
     drop(roots);
     drop(table);
     tricolor::gc();
-    assert_eq!(DROPS.load(Ordering::Relaxed), allocated);
+    assert_eq!(drops(), allocated);
     assert!(flags()[..allocated as usize]
         .iter()
         .all(|f| f.load(Ordering::Relaxed) == 1));

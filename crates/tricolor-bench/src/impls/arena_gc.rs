@@ -15,7 +15,10 @@ use std::io::{self, Write};
 
 use gc_arena::{Arena, Collect, Gc, Mutation, RefLock, Rootable};
 
-use crate::workload::{binary_trees as bt, gcbench as gcb};
+use crate::workload::gcbench::{make_tree, top_down_tree, TopDown};
+use crate::workload::{
+    binary_trees as bt, bottom_up_tree, count, gcbench as gcb, Children, TreeRef,
+};
 
 /// Allocation debt below which `collect_debt` is not called: the crate's docs
 /// advise a minimum unit of work, and its author's VM (piccolo) uses 1024.
@@ -36,61 +39,59 @@ where
 #[derive(Collect)]
 #[collect(no_drop)]
 struct TreeNode<'gc> {
-    left: Option<Gc<'gc, TreeNode<'gc>>>,
-    right: Option<Gc<'gc, TreeNode<'gc>>>,
+    left: Option<Tree<'gc>>,
+    right: Option<Tree<'gc>>,
 }
 
-fn bottom_up_tree<'gc>(mc: &Mutation<'gc>, depth: u32) -> Gc<'gc, TreeNode<'gc>> {
-    if depth == 0 {
-        Gc::new(
-            mc,
-            TreeNode {
-                left: None,
-                right: None,
-            },
-        )
-    } else {
-        let left = bottom_up_tree(mc, depth - 1);
-        let right = bottom_up_tree(mc, depth - 1);
-        Gc::new(
-            mc,
-            TreeNode {
-                left: Some(left),
-                right: Some(right),
-            },
-        )
+type Tree<'gc> = Gc<'gc, TreeNode<'gc>>;
+
+impl Children for TreeNode<'_> {
+    fn with_children<R>(&self, f: impl FnOnce(Option<&Self>, Option<&Self>) -> R) -> R {
+        f(self.left.as_deref(), self.right.as_deref())
     }
 }
 
-fn check(node: Gc<'_, TreeNode<'_>>) -> u64 {
-    1 + node.left.map_or(0, check) + node.right.map_or(0, check)
+impl<'gc> TreeRef for Tree<'gc> {
+    type Ctx = &'gc Mutation<'gc>;
+
+    fn new_node(mc: &'gc Mutation<'gc>, left: Option<Self>, right: Option<Self>) -> Self {
+        Gc::new(mc, TreeNode { left, right })
+    }
+}
+
+/// The arena of binary-trees: its root holds the long-lived tree once it
+/// exists. Each tree is built (and checked) in one `mutate` call.
+type TreesArena = Arena<Rootable![Option<Tree<'_>>]>;
+
+impl bt::Trees for TreesArena {
+    /// In the root.
+    type LongLived = ();
+
+    fn short_lived(&mut self, depth: u32) -> u64 {
+        let check = self.mutate(|mc, _| count(&*bottom_up_tree::<Tree>(mc, depth)));
+        collect(self);
+        check
+    }
+
+    fn long_lived(&mut self, depth: u32) {
+        self.mutate_root(|mc, root| *root = Some(bottom_up_tree(mc, depth)));
+        collect(self);
+    }
+
+    fn check_long_lived(&mut self, (): &()) -> u64 {
+        self.mutate(|_, root| root.map_or(0, |tree| count(&*tree)))
+    }
 }
 
 /// Runs binary-trees with maximum depth `depth`.
 pub fn binary_trees(depth: u32, out: &mut dyn Write) -> io::Result<()> {
-    // The root holds the long-lived tree once it exists.
-    let mut arena = Arena::<Rootable![Option<Gc<'_, TreeNode<'_>>>]>::new(|_| None);
-    let stretch = arena.mutate(|mc, _| check(bottom_up_tree(mc, depth + 1)));
-    collect(&mut arena);
-    bt::stretch_line(out, depth + 1, stretch)?;
-    arena.mutate_root(|mc, root| *root = Some(bottom_up_tree(mc, depth)));
-    collect(&mut arena);
-    for (iterations, d) in bt::phases(depth) {
-        let mut total = 0;
-        for _ in 0..iterations {
-            total += arena.mutate(|mc, _| check(bottom_up_tree(mc, d)));
-            collect(&mut arena);
-        }
-        bt::trees_line(out, iterations, d, total)?;
-    }
-    let long_lived = arena.mutate(|_, root| root.map_or(0, check));
-    bt::long_lived_line(out, depth, long_lived)
+    bt::run(&mut TreesArena::new(|_| None), depth, out)
 }
 
 type NodeRef<'gc> = Gc<'gc, RefLock<Node<'gc>>>;
 
 /// GCBench node: left/right pointers and two unused `i32` fields.
-#[derive(Collect, Default)]
+#[derive(Collect)]
 #[collect(no_drop)]
 struct Node<'gc> {
     left: Option<NodeRef<'gc>>,
@@ -99,37 +100,22 @@ struct Node<'gc> {
     j: i32,
 }
 
-fn new_node<'gc>(mc: &Mutation<'gc>) -> NodeRef<'gc> {
-    Gc::new(mc, RefLock::new(Node::default()))
-}
-
-/// Builds a tree top down, assigning children to the older node (through the
-/// write barrier of `RefLock::borrow_mut`).
-fn populate<'gc>(mc: &Mutation<'gc>, depth: i32, node: NodeRef<'gc>) {
-    if depth <= 0 {
-        return;
+impl Children for RefLock<Node<'_>> {
+    fn with_children<R>(&self, f: impl FnOnce(Option<&Self>, Option<&Self>) -> R) -> R {
+        let node = self.borrow();
+        f(node.left.as_deref(), node.right.as_deref())
     }
-    let depth = depth - 1;
-    let left = new_node(mc);
-    node.borrow_mut(mc).left = Some(left);
-    let right = new_node(mc);
-    node.borrow_mut(mc).right = Some(right);
-    populate(mc, depth, left);
-    populate(mc, depth, right);
 }
 
-/// Builds a tree bottom up.
-fn make_tree<'gc>(mc: &Mutation<'gc>, depth: i32) -> NodeRef<'gc> {
-    if depth <= 0 {
-        new_node(mc)
-    } else {
-        let left = make_tree(mc, depth - 1);
-        let right = make_tree(mc, depth - 1);
+impl<'gc> TreeRef for NodeRef<'gc> {
+    type Ctx = &'gc Mutation<'gc>;
+
+    fn new_node(mc: &'gc Mutation<'gc>, left: Option<Self>, right: Option<Self>) -> Self {
         Gc::new(
             mc,
             RefLock::new(Node {
-                left: Some(left),
-                right: Some(right),
+                left,
+                right,
                 i: 0,
                 j: 0,
             }),
@@ -137,53 +123,60 @@ fn make_tree<'gc>(mc: &Mutation<'gc>, depth: i32) -> NodeRef<'gc> {
     }
 }
 
-fn count(node: NodeRef<'_>) -> u64 {
-    let node = node.borrow();
-    1 + node.left.map_or(0, count) + node.right.map_or(0, count)
+/// Child edges are written through the write barrier of
+/// `RefLock::borrow_mut`.
+impl<'gc> TopDown for NodeRef<'gc> {
+    type Handle<'n>
+        = NodeRef<'gc>
+    where
+        Self: 'n;
+
+    fn handle(&mut self) -> Self {
+        *self
+    }
+
+    fn add_children(mc: &'gc Mutation<'gc>, node: Self, f: impl FnOnce(Self, Self)) {
+        let left = NodeRef::new_node(mc, None, None);
+        node.borrow_mut(mc).left = Some(left);
+        let right = NodeRef::new_node(mc, None, None);
+        node.borrow_mut(mc).right = Some(right);
+        f(left, right);
+    }
 }
 
+/// The arena of GCBench: its root holds the long-lived tree once it exists.
+/// Each tree is built in one `mutate` call.
 type GcBenchArena = Arena<Rootable![Option<NodeRef<'_>>]>;
 
-fn time_construction(arena: &mut GcBenchArena, depth: i32, out: &mut dyn Write) -> io::Result<()> {
-    gcb::creating_line(out, depth)?;
-    for _ in 0..gcb::num_iters(depth) {
-        arena.mutate(|mc, _| {
-            let temp = new_node(mc);
-            populate(mc, depth, temp);
-            black_box(temp);
+impl gcb::Heap for GcBenchArena {
+    /// In the root.
+    type LongLived = ();
+
+    fn top_down(&mut self, depth: i32) {
+        self.mutate(|mc, _| {
+            black_box(top_down_tree::<NodeRef>(mc, depth));
         });
-        collect(arena);
+        collect(self);
     }
-    for _ in 0..gcb::num_iters(depth) {
-        arena.mutate(|mc, _| {
-            black_box(make_tree(mc, depth));
+
+    fn bottom_up(&mut self, depth: i32) {
+        self.mutate(|mc, _| {
+            black_box(make_tree::<NodeRef>(mc, depth));
         });
-        collect(arena);
+        collect(self);
     }
-    Ok(())
+
+    fn long_lived(&mut self, depth: i32) {
+        self.mutate_root(|mc, root| *root = Some(top_down_tree(mc, depth)));
+        collect(self);
+    }
+
+    fn count_long_lived(&mut self, (): &()) -> u64 {
+        self.mutate(|_, root| root.map_or(0, |tree| count(&*tree)))
+    }
 }
 
 /// Runs GCBench.
 pub fn gcbench(out: &mut dyn Write) -> io::Result<()> {
-    gcb::header(out)?;
-    // The root holds the long-lived tree once it exists.
-    let mut arena = GcBenchArena::new(|_| None);
-    arena.mutate(|mc, _| {
-        black_box(make_tree(mc, gcb::STRETCH_TREE_DEPTH));
-    });
-    collect(&mut arena);
-    gcb::long_lived_tree_line(out)?;
-    arena.mutate_root(|mc, root| {
-        let long_lived = new_node(mc);
-        populate(mc, gcb::LONG_LIVED_TREE_DEPTH, long_lived);
-        *root = Some(long_lived);
-    });
-    collect(&mut arena);
-    gcb::array_line(out)?;
-    let array = gcb::long_lived_array();
-    for d in gcb::depths() {
-        time_construction(&mut arena, d, out)?;
-    }
-    let long_lived = arena.mutate(|_, root| root.map_or(0, count));
-    gcb::final_line(out, long_lived, &array)
+    gcb::run(&mut GcBenchArena::new(|_| None), out)
 }

@@ -2,10 +2,10 @@
 //! out of scope. The baseline every other implementation is compared with:
 //! one `malloc` per node, one `free` per node, no collector.
 
-use std::hint::black_box;
 use std::io::{self, Write};
 
-use crate::workload::{binary_trees as bt, gcbench as gcb};
+use crate::workload::gcbench::TopDown;
+use crate::workload::{binary_trees as bt, gcbench as gcb, Children, Owned, TreeRef};
 
 /// binary-trees node: two child pointers, both `None` for a leaf.
 struct TreeNode {
@@ -13,40 +13,23 @@ struct TreeNode {
     right: Option<Box<TreeNode>>,
 }
 
-fn bottom_up_tree(depth: u32) -> Box<TreeNode> {
-    if depth == 0 {
-        Box::new(TreeNode {
-            left: None,
-            right: None,
-        })
-    } else {
-        Box::new(TreeNode {
-            left: Some(bottom_up_tree(depth - 1)),
-            right: Some(bottom_up_tree(depth - 1)),
-        })
+impl Children for TreeNode {
+    fn with_children<R>(&self, f: impl FnOnce(Option<&Self>, Option<&Self>) -> R) -> R {
+        f(self.left.as_deref(), self.right.as_deref())
     }
 }
 
-fn check(node: &TreeNode) -> u64 {
-    1 + node.left.as_deref().map_or(0, check) + node.right.as_deref().map_or(0, check)
+impl TreeRef for Box<TreeNode> {
+    type Ctx = ();
+
+    fn new_node((): (), left: Option<Self>, right: Option<Self>) -> Self {
+        Box::new(TreeNode { left, right })
+    }
 }
 
 /// Runs binary-trees with maximum depth `depth`.
 pub fn binary_trees(depth: u32, out: &mut dyn Write) -> io::Result<()> {
-    {
-        let stretch = bottom_up_tree(depth + 1);
-        bt::stretch_line(out, depth + 1, check(&stretch))?;
-    }
-    let long_lived = bottom_up_tree(depth);
-    for (iterations, d) in bt::phases(depth) {
-        let mut total = 0;
-        for _ in 0..iterations {
-            let tree = bottom_up_tree(d);
-            total += check(&tree);
-        }
-        bt::trees_line(out, iterations, d, total)?;
-    }
-    bt::long_lived_line(out, depth, check(&long_lived))
+    bt::run(&mut Owned::<Box<TreeNode>, _>::new((), || {}), depth, out)
 }
 
 /// GCBench node: left/right pointers and two unused `i32` fields.
@@ -60,68 +43,42 @@ struct Node {
     j: i32,
 }
 
-/// Builds a tree top down, assigning children to the older node.
-fn populate(depth: i32, node: &mut Node) {
-    if depth <= 0 {
-        return;
-    }
-    let depth = depth - 1;
-    node.left = Some(Box::default());
-    node.right = Some(Box::default());
-    if let Some(left) = node.left.as_deref_mut() {
-        populate(depth, left);
-    }
-    if let Some(right) = node.right.as_deref_mut() {
-        populate(depth, right);
+impl Children for Node {
+    fn with_children<R>(&self, f: impl FnOnce(Option<&Self>, Option<&Self>) -> R) -> R {
+        f(self.left.as_deref(), self.right.as_deref())
     }
 }
 
-/// Builds a tree bottom up.
-fn make_tree(depth: i32) -> Box<Node> {
-    if depth <= 0 {
-        Box::default()
-    } else {
+impl TreeRef for Box<Node> {
+    type Ctx = ();
+
+    fn new_node((): (), left: Option<Self>, right: Option<Self>) -> Self {
         Box::new(Node {
-            left: Some(make_tree(depth - 1)),
-            right: Some(make_tree(depth - 1)),
+            left,
+            right,
             i: 0,
             j: 0,
         })
     }
 }
 
-fn count(node: &Node) -> u64 {
-    1 + node.left.as_deref().map_or(0, count) + node.right.as_deref().map_or(0, count)
-}
+impl TopDown for Box<Node> {
+    type Handle<'n> = &'n mut Node;
 
-fn time_construction(depth: i32, out: &mut dyn Write) -> io::Result<()> {
-    gcb::creating_line(out, depth)?;
-    for _ in 0..gcb::num_iters(depth) {
-        let mut temp = Box::<Node>::default();
-        populate(depth, &mut temp);
-        black_box(&temp);
+    fn handle(&mut self) -> &mut Node {
+        self
     }
-    for _ in 0..gcb::num_iters(depth) {
-        let temp = make_tree(depth);
-        black_box(&temp);
+
+    fn add_children((): (), node: &mut Node, f: impl FnOnce(&mut Node, &mut Node)) {
+        node.left = Some(Box::default());
+        node.right = Some(Box::default());
+        if let (Some(left), Some(right)) = (node.left.as_deref_mut(), node.right.as_deref_mut()) {
+            f(left, right);
+        }
     }
-    Ok(())
 }
 
 /// Runs GCBench.
 pub fn gcbench(out: &mut dyn Write) -> io::Result<()> {
-    gcb::header(out)?;
-    {
-        let temp = make_tree(gcb::STRETCH_TREE_DEPTH);
-        black_box(&temp);
-    }
-    gcb::long_lived_tree_line(out)?;
-    let mut long_lived = Box::<Node>::default();
-    populate(gcb::LONG_LIVED_TREE_DEPTH, &mut long_lived);
-    gcb::array_line(out)?;
-    let array = gcb::long_lived_array();
-    for d in gcb::depths() {
-        time_construction(d, out)?;
-    }
-    gcb::final_line(out, count(&long_lived), &array)
+    gcb::run(&mut Owned::<Box<Node>, _>::new((), || {}), out)
 }

@@ -11,7 +11,26 @@ use std::io::{self, Write};
 
 use bumpalo::Bump;
 
-use crate::workload::{binary_trees as bt, gcbench as gcb};
+use crate::workload::gcbench::{make_tree, top_down_tree, TopDown};
+use crate::workload::{
+    binary_trees as bt, bottom_up_tree, count, gcbench as gcb, Children, TreeRef,
+};
+
+/// The arenas, for both workloads: the long-lived tree has its own, borrowed
+/// from the caller; the short-lived trees share `arena`, reset after each.
+struct Arenas<'l> {
+    long_lived: &'l Bump,
+    arena: Bump,
+}
+
+impl<'l> Arenas<'l> {
+    fn new(long_lived: &'l Bump) -> Self {
+        Arenas {
+            long_lived,
+            arena: Bump::new(),
+        }
+    }
+}
 
 /// binary-trees node: two child references, both `None` for a leaf.
 struct TreeNode<'a> {
@@ -19,45 +38,48 @@ struct TreeNode<'a> {
     right: Option<&'a TreeNode<'a>>,
 }
 
-fn bottom_up_tree(arena: &Bump, depth: u32) -> &TreeNode<'_> {
-    if depth == 0 {
-        arena.alloc(TreeNode {
-            left: None,
-            right: None,
-        })
-    } else {
-        let left = bottom_up_tree(arena, depth - 1);
-        let right = bottom_up_tree(arena, depth - 1);
-        arena.alloc(TreeNode {
-            left: Some(left),
-            right: Some(right),
-        })
+impl Children for TreeNode<'_> {
+    fn with_children<R>(&self, f: impl FnOnce(Option<&Self>, Option<&Self>) -> R) -> R {
+        f(self.left, self.right)
     }
 }
 
-fn check(node: &TreeNode<'_>) -> u64 {
-    1 + node.left.map_or(0, check) + node.right.map_or(0, check)
+impl<'a> TreeRef for &'a TreeNode<'a> {
+    type Ctx = &'a Bump;
+
+    fn new_node(arena: &'a Bump, left: Option<Self>, right: Option<Self>) -> Self {
+        arena.alloc(TreeNode { left, right })
+    }
+}
+
+impl<'l> bt::Trees for Arenas<'l> {
+    type LongLived = &'l TreeNode<'l>;
+
+    /// The stretch tree gets an arena of its own, freed with it.
+    fn stretch(&mut self, depth: u32) -> u64 {
+        let arena = Bump::new();
+        count(bottom_up_tree::<&TreeNode>(&arena, depth))
+    }
+
+    fn short_lived(&mut self, depth: u32) -> u64 {
+        let check = count(bottom_up_tree::<&TreeNode>(&self.arena, depth));
+        self.arena.reset();
+        check
+    }
+
+    fn long_lived(&mut self, depth: u32) -> Self::LongLived {
+        bottom_up_tree(self.long_lived, depth)
+    }
+
+    fn check_long_lived(&mut self, tree: &Self::LongLived) -> u64 {
+        count(*tree)
+    }
 }
 
 /// Runs binary-trees with maximum depth `depth`.
 pub fn binary_trees(depth: u32, out: &mut dyn Write) -> io::Result<()> {
-    {
-        let arena = Bump::new();
-        let stretch = bottom_up_tree(&arena, depth + 1);
-        bt::stretch_line(out, depth + 1, check(stretch))?;
-    }
-    let long_lived_arena = Bump::new();
-    let long_lived = bottom_up_tree(&long_lived_arena, depth);
-    let mut arena = Bump::new();
-    for (iterations, d) in bt::phases(depth) {
-        let mut total = 0;
-        for _ in 0..iterations {
-            total += check(bottom_up_tree(&arena, d));
-            arena.reset();
-        }
-        bt::trees_line(out, iterations, d, total)?;
-    }
-    bt::long_lived_line(out, depth, check(long_lived))
+    let long_lived = Bump::new();
+    bt::run(&mut Arenas::new(&long_lived), depth, out)
 }
 
 /// GCBench node: left/right pointers and two unused `i32` fields.
@@ -71,73 +93,78 @@ struct Node<'a> {
     j: i32,
 }
 
-/// Builds a tree top down, assigning children to the older node.
-fn populate<'a>(arena: &'a Bump, depth: i32, node: &mut Node<'a>) {
-    if depth <= 0 {
-        return;
-    }
-    let depth = depth - 1;
-    node.left = Some(arena.alloc(Node::default()));
-    node.right = Some(arena.alloc(Node::default()));
-    if let Some(left) = node.left.as_deref_mut() {
-        populate(arena, depth, left);
-    }
-    if let Some(right) = node.right.as_deref_mut() {
-        populate(arena, depth, right);
+impl Children for Node<'_> {
+    fn with_children<R>(&self, f: impl FnOnce(Option<&Self>, Option<&Self>) -> R) -> R {
+        f(self.left.as_deref(), self.right.as_deref())
     }
 }
 
-/// Builds a tree bottom up.
-fn make_tree(arena: &Bump, depth: i32) -> &mut Node<'_> {
-    if depth <= 0 {
-        arena.alloc(Node::default())
-    } else {
-        let left = make_tree(arena, depth - 1);
-        let right = make_tree(arena, depth - 1);
+impl<'a> TreeRef for &'a mut Node<'a> {
+    type Ctx = &'a Bump;
+
+    fn new_node(arena: &'a Bump, left: Option<Self>, right: Option<Self>) -> Self {
         arena.alloc(Node {
-            left: Some(left),
-            right: Some(right),
+            left,
+            right,
             i: 0,
             j: 0,
         })
     }
 }
 
-fn count(node: &Node<'_>) -> u64 {
-    1 + node.left.as_deref().map_or(0, count) + node.right.as_deref().map_or(0, count)
+impl<'a> TopDown for &'a mut Node<'a> {
+    type Handle<'n>
+        = &'n mut Node<'a>
+    where
+        Self: 'n;
+
+    fn handle(&mut self) -> &mut Node<'a> {
+        self
+    }
+
+    fn add_children(
+        arena: &'a Bump,
+        node: &mut Node<'a>,
+        f: impl FnOnce(&mut Node<'a>, &mut Node<'a>),
+    ) {
+        node.left = Some(arena.alloc(Node::default()));
+        node.right = Some(arena.alloc(Node::default()));
+        if let (Some(left), Some(right)) = (node.left.as_deref_mut(), node.right.as_deref_mut()) {
+            f(left, right);
+        }
+    }
 }
 
-fn time_construction(arena: &mut Bump, depth: i32, out: &mut dyn Write) -> io::Result<()> {
-    gcb::creating_line(out, depth)?;
-    for _ in 0..gcb::num_iters(depth) {
-        let temp = arena.alloc(Node::default());
-        populate(arena, depth, temp);
-        black_box(temp);
-        arena.reset();
+impl<'l> gcb::Heap for Arenas<'l> {
+    type LongLived = &'l mut Node<'l>;
+
+    /// The stretch tree gets an arena of its own, freed with it.
+    fn stretch(&mut self, depth: i32) {
+        let arena = Bump::new();
+        black_box(make_tree::<&mut Node>(&arena, depth));
     }
-    for _ in 0..gcb::num_iters(depth) {
-        black_box(make_tree(arena, depth));
-        arena.reset();
+
+    fn top_down(&mut self, depth: i32) {
+        black_box(top_down_tree::<&mut Node>(&self.arena, depth));
+        self.arena.reset();
     }
-    Ok(())
+
+    fn bottom_up(&mut self, depth: i32) {
+        black_box(make_tree::<&mut Node>(&self.arena, depth));
+        self.arena.reset();
+    }
+
+    fn long_lived(&mut self, depth: i32) -> Self::LongLived {
+        top_down_tree(self.long_lived, depth)
+    }
+
+    fn count_long_lived(&mut self, tree: &Self::LongLived) -> u64 {
+        count(&**tree)
+    }
 }
 
 /// Runs GCBench.
 pub fn gcbench(out: &mut dyn Write) -> io::Result<()> {
-    gcb::header(out)?;
-    {
-        let arena = Bump::new();
-        black_box(make_tree(&arena, gcb::STRETCH_TREE_DEPTH));
-    }
-    gcb::long_lived_tree_line(out)?;
-    let long_lived_arena = Bump::new();
-    let long_lived = long_lived_arena.alloc(Node::default());
-    populate(&long_lived_arena, gcb::LONG_LIVED_TREE_DEPTH, long_lived);
-    gcb::array_line(out)?;
-    let array = gcb::long_lived_array();
-    let mut arena = Bump::new();
-    for d in gcb::depths() {
-        time_construction(&mut arena, d, out)?;
-    }
-    gcb::final_line(out, count(long_lived), &array)
+    let long_lived = Bump::new();
+    gcb::run(&mut Arenas::new(&long_lived), out)
 }

@@ -1,5 +1,8 @@
 //! The implementations, one module each, all with the same two entry points:
-//! `binary_trees(depth, out)` and `gcbench(out)`.
+//! `binary_trees(depth, out)` and `gcbench(out)`. The programs are written
+//! once in [`crate::workload`]; a module holds only its node types and the
+//! hooks that differ: allocation, child edges, where trees live and when
+//! they are collected.
 
 use std::fmt;
 use std::io::{self, Write};
@@ -7,6 +10,93 @@ use std::str::FromStr;
 
 use crate::workload::binary_trees::effective_depth;
 use crate::workload::Workload;
+
+/// The workload hooks and entry points of the implementations whose
+/// pointers are shared handles and whose GCBench nodes sit in a
+/// `RefCell`-like cell (rust-gc's and dumpster's `Gc`, bacon_rajan_cc's
+/// `Cc`): the same code for all three, but for the names of their types.
+///
+/// `$tree` is the binary-trees node and `$node` the GCBench node (structs
+/// with `left` and `right` fields of type `Option<$ptr<$tree>>` and
+/// `Option<$ptr<$cell<$node>>>`, plus `i: i32` and `j: i32` for `$node`);
+/// their trees are [`Owned`](crate::workload::Owned) values, and
+/// `$after_tree` is called after each short-lived tree is dropped. Expands
+/// to the `binary_trees` and `gcbench` entry points of the module.
+macro_rules! shared_pointer_workloads {
+    (
+        pointer: $ptr:ident,
+        cell: $cell:ident,
+        tree: $tree:ident,
+        node: $node:ident,
+        after_tree: $after_tree:expr $(,)?
+    ) => {
+        impl $crate::workload::Children for $tree {
+            fn with_children<R>(&self, f: impl FnOnce(Option<&Self>, Option<&Self>) -> R) -> R {
+                f(self.left.as_deref(), self.right.as_deref())
+            }
+        }
+
+        impl $crate::workload::TreeRef for $ptr<$tree> {
+            type Ctx = ();
+
+            fn new_node((): (), left: Option<Self>, right: Option<Self>) -> Self {
+                $ptr::new($tree { left, right })
+            }
+        }
+
+        impl $crate::workload::Children for $cell<$node> {
+            fn with_children<R>(&self, f: impl FnOnce(Option<&Self>, Option<&Self>) -> R) -> R {
+                let node = self.borrow();
+                f(node.left.as_deref(), node.right.as_deref())
+            }
+        }
+
+        impl $crate::workload::TreeRef for $ptr<$cell<$node>> {
+            type Ctx = ();
+
+            fn new_node((): (), left: Option<Self>, right: Option<Self>) -> Self {
+                $ptr::new($cell::new($node {
+                    left,
+                    right,
+                    i: 0,
+                    j: 0,
+                }))
+            }
+        }
+
+        /// Child edges are written through `borrow_mut`, and read back
+        /// through `borrow` (no pointer is cloned).
+        impl $crate::workload::gcbench::TopDown for $ptr<$cell<$node>> {
+            type Handle<'n> = &'n Self;
+
+            fn handle(&mut self) -> &Self {
+                self
+            }
+
+            fn add_children((): (), node: &Self, f: impl FnOnce(&Self, &Self)) {
+                use $crate::workload::TreeRef;
+                node.borrow_mut().left = Some(Self::new_node((), None, None));
+                node.borrow_mut().right = Some(Self::new_node((), None, None));
+                let node = node.borrow();
+                if let (Some(left), Some(right)) = (&node.left, &node.right) {
+                    f(left, right);
+                }
+            }
+        }
+
+        /// Runs binary-trees with maximum depth `depth`.
+        pub fn binary_trees(depth: u32, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+            let mut trees = $crate::workload::Owned::<$ptr<$tree>, _>::new((), $after_tree);
+            $crate::workload::binary_trees::run(&mut trees, depth, out)
+        }
+
+        /// Runs GCBench.
+        pub fn gcbench(out: &mut dyn std::io::Write) -> std::io::Result<()> {
+            let mut heap = $crate::workload::Owned::<$ptr<$cell<$node>>, _>::new((), $after_tree);
+            $crate::workload::gcbench::run(&mut heap, out)
+        }
+    };
+}
 
 pub mod arena_gc;
 pub mod bacon_rajan;
@@ -123,18 +213,23 @@ mod tests {
     use super::*;
     use crate::workload::expected_output;
 
-    /// Every implementation prints the expected output at a small depth.
-    #[test]
-    fn every_impl_matches_expected_output_on_binary_trees() {
+    /// Runs `workload` with every implementation and checks its output.
+    fn assert_every_impl_matches_expected_output(workload: Workload, depth: u32) {
         for imp in Impl::ALL {
             let mut out = Vec::new();
-            imp.run(Workload::BinaryTrees, 8, &mut out).unwrap();
+            imp.run(workload, depth, &mut out).unwrap();
             assert_eq!(
                 String::from_utf8(out).unwrap(),
-                expected_output(Workload::BinaryTrees, 8),
+                expected_output(workload, depth),
                 "{imp}"
             );
         }
+    }
+
+    /// Every implementation prints the expected output at a small depth.
+    #[test]
+    fn every_impl_matches_expected_output_on_binary_trees() {
+        assert_every_impl_matches_expected_output(Workload::BinaryTrees, 8);
     }
 
     /// GCBench has fixed, large sizes: run with
@@ -142,15 +237,7 @@ mod tests {
     #[test]
     #[ignore = "slow in debug builds"]
     fn every_impl_matches_expected_output_on_gcbench() {
-        for imp in Impl::ALL {
-            let mut out = Vec::new();
-            imp.run(Workload::GcBench, 0, &mut out).unwrap();
-            assert_eq!(
-                String::from_utf8(out).unwrap(),
-                expected_output(Workload::GcBench, 0),
-                "{imp}"
-            );
-        }
+        assert_every_impl_matches_expected_output(Workload::GcBench, 0);
     }
 
     #[test]

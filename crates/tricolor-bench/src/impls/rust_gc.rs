@@ -5,12 +5,7 @@
 //! size. binary-trees uses immutable `Gc<TreeNode>` nodes; GCBench needs
 //! mutation (top-down construction), so it uses `Gc<GcCell<Node>>`.
 
-use std::hint::black_box;
-use std::io::{self, Write};
-
 use gc::{Finalize, Gc, GcCell, Trace};
-
-use crate::workload::{binary_trees as bt, gcbench as gcb};
 
 /// binary-trees node: two child pointers, both `None` for a leaf.
 #[derive(Trace, Finalize)]
@@ -19,125 +14,19 @@ struct TreeNode {
     right: Option<Gc<TreeNode>>,
 }
 
-fn bottom_up_tree(depth: u32) -> Gc<TreeNode> {
-    if depth == 0 {
-        Gc::new(TreeNode {
-            left: None,
-            right: None,
-        })
-    } else {
-        let left = bottom_up_tree(depth - 1);
-        let right = bottom_up_tree(depth - 1);
-        Gc::new(TreeNode {
-            left: Some(left),
-            right: Some(right),
-        })
-    }
-}
-
-fn check(node: &TreeNode) -> u64 {
-    1 + node.left.as_deref().map_or(0, check) + node.right.as_deref().map_or(0, check)
-}
-
-/// Runs binary-trees with maximum depth `depth`.
-pub fn binary_trees(depth: u32, out: &mut dyn Write) -> io::Result<()> {
-    {
-        let stretch = bottom_up_tree(depth + 1);
-        bt::stretch_line(out, depth + 1, check(&stretch))?;
-    }
-    let long_lived = bottom_up_tree(depth);
-    for (iterations, d) in bt::phases(depth) {
-        let mut total = 0;
-        for _ in 0..iterations {
-            let tree = bottom_up_tree(d);
-            total += check(&tree);
-        }
-        bt::trees_line(out, iterations, d, total)?;
-    }
-    bt::long_lived_line(out, depth, check(&long_lived))
-}
-
-type NodeRef = Gc<GcCell<Node>>;
-
 /// GCBench node: left/right pointers and two unused `i32` fields.
-#[derive(Trace, Finalize, Default)]
+#[derive(Trace, Finalize)]
 struct Node {
-    left: Option<NodeRef>,
-    right: Option<NodeRef>,
+    left: Option<Gc<GcCell<Node>>>,
+    right: Option<Gc<GcCell<Node>>>,
     i: i32,
     j: i32,
 }
 
-fn new_node() -> NodeRef {
-    Gc::new(GcCell::new(Node::default()))
-}
-
-/// Builds a tree top down, assigning children to the older node.
-fn populate(depth: i32, node: &NodeRef) {
-    if depth <= 0 {
-        return;
-    }
-    let depth = depth - 1;
-    node.borrow_mut().left = Some(new_node());
-    node.borrow_mut().right = Some(new_node());
-    let node = node.borrow();
-    if let Some(left) = &node.left {
-        populate(depth, left);
-    }
-    if let Some(right) = &node.right {
-        populate(depth, right);
-    }
-}
-
-/// Builds a tree bottom up.
-fn make_tree(depth: i32) -> NodeRef {
-    if depth <= 0 {
-        new_node()
-    } else {
-        let left = make_tree(depth - 1);
-        let right = make_tree(depth - 1);
-        Gc::new(GcCell::new(Node {
-            left: Some(left),
-            right: Some(right),
-            i: 0,
-            j: 0,
-        }))
-    }
-}
-
-fn count(node: &NodeRef) -> u64 {
-    let node = node.borrow();
-    1 + node.left.as_ref().map_or(0, count) + node.right.as_ref().map_or(0, count)
-}
-
-fn time_construction(depth: i32, out: &mut dyn Write) -> io::Result<()> {
-    gcb::creating_line(out, depth)?;
-    for _ in 0..gcb::num_iters(depth) {
-        let temp = new_node();
-        populate(depth, &temp);
-        black_box(&temp);
-    }
-    for _ in 0..gcb::num_iters(depth) {
-        let temp = make_tree(depth);
-        black_box(&temp);
-    }
-    Ok(())
-}
-
-/// Runs GCBench.
-pub fn gcbench(out: &mut dyn Write) -> io::Result<()> {
-    gcb::header(out)?;
-    {
-        let temp = make_tree(gcb::STRETCH_TREE_DEPTH);
-        black_box(&temp);
-    }
-    gcb::long_lived_tree_line(out)?;
-    let long_lived = new_node();
-    populate(gcb::LONG_LIVED_TREE_DEPTH, &long_lived);
-    gcb::array_line(out)?;
-    let array = gcb::long_lived_array();
-    for d in gcb::depths() {
-        time_construction(d, out)?;
-    }
-    gcb::final_line(out, count(&long_lived), &array)
+shared_pointer_workloads! {
+    pointer: Gc,
+    cell: GcCell,
+    tree: TreeNode,
+    node: Node,
+    after_tree: || {},
 }
