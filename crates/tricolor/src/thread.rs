@@ -469,6 +469,37 @@ impl Guard {
         }
     }
 
+    /// Runs `f` with this thread offline: unpinned, so that a blocking call
+    /// (I/O, a lock, a channel, a join) never holds up a collection, then
+    /// pins again. It takes `&mut self`, so no `Gc` of this guard is alive
+    /// across it; `f` may pin on its own.
+    ///
+    /// With other guards of this thread alive (nested pins) the thread
+    /// cannot go offline (they may hold pointers): `f` then runs pinned.
+    ///
+    /// ```
+    /// let mut g = tricolor::pin();
+    /// let n = g.offline(|| std::thread::spawn(|| 42).join().unwrap());
+    /// assert_eq!(n, 42);
+    /// ```
+    pub fn offline<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        let ts = self.ts();
+        if ts.depth.get() != 1 {
+            return f();
+        }
+        struct Repin<'a>(&'a ThreadState);
+        impl Drop for Repin<'_> {
+            fn drop(&mut self) {
+                self.0.pin_outer();
+                self.0.depth.set(1);
+            }
+        }
+        ts.depth.set(0);
+        ts.unpin_outer();
+        let _repin = Repin(ts);
+        f()
+    }
+
     #[cold]
     fn repin_slow(&mut self) {
         let ts = self.ts();

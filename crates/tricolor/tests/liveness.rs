@@ -58,3 +58,28 @@ fn pinned_thread_waiting_for_a_pinning_thread_does_not_deadlock() {
     done.store(true, std::sync::atomic::Ordering::Relaxed);
     collector.join().unwrap();
 }
+
+/// `Guard::offline` lets a pinned thread block on a thread that runs a whole
+/// collection (which needs every thread to pass a quiescent point): without
+/// it the join below would never return.
+#[test]
+fn offline_guard_lets_a_blocked_thread_wait_for_a_collection() {
+    let mut g = tricolor::pin();
+    let keep = g
+        .alloc(Cell2 {
+            v: 7,
+            next: Member::null(),
+        })
+        .root();
+    let before = tricolor::read_mem_stats().num_gc;
+    let after = g.offline(|| {
+        std::thread::spawn(|| {
+            tricolor::gc();
+            tricolor::read_mem_stats().num_gc
+        })
+        .join()
+        .unwrap()
+    });
+    assert!(after > before);
+    assert_eq!(keep.get(&g).v, 7);
+}
