@@ -156,6 +156,8 @@ fn drain(t: &mut Tracer) {
         let info = unsafe { header(v) };
         // SAFETY: `v` is a live object of the type `info` describes.
         unsafe { (info.trace)(v as *const u8, t) };
+        // SAFETY: as above (INV-HEAPPTR).
+        t.scanned += u64::from(unsafe { meta_of(v) }.elem_size.load(Relaxed));
     }
 }
 
@@ -283,6 +285,7 @@ fn cycle(reason: Reason) {
     }
     let start = Instant::now();
     let before = pacer::HEAP_LIVE.load(Relaxed);
+    pacer::cycle_start(before);
 
     // 1. Arm. The handshake's snapshot of the registry is taken after
     // `MARKING` is set: a thread that registers later takes the registry
@@ -341,11 +344,18 @@ fn cycle(reason: Reason) {
     FLAGS.fetch_and(!(MARKING | BLACK), std::sync::atomic::Ordering::SeqCst);
     *stack = std::mem::take(&mut tracer.stack);
 
+    let peak = pacer::HEAP_LIVE.load(Relaxed);
     let live = sweep();
-    pacer::HEAP_MARKED.store(live, Relaxed);
-    pacer::HEAP_LIVE.store(live, Relaxed);
-    pacer::GC_PENDING.store(false, Relaxed);
-    pacer::update_goal();
+    let (sys, idle) = heap::page_stats();
+    pacer::cycle_end(pacer::Measured {
+        marked: live,
+        peak,
+        scanned: tracer.scanned,
+        mark_ns: (mark_end - start).as_nanos() as u64,
+        mapped: sys + heap::meta_bytes(),
+        free: idle,
+        forced: reason == Reason::Forced,
+    });
 
     let pause = stw.elapsed().as_nanos() as u64;
     let end = SystemTime::now()

@@ -78,9 +78,17 @@ pub use tricolor_derive::Trace;
 /// `gc()` still collects.
 pub fn set_gc_percent(percent: i32) -> i32 {
     options::init();
-    let old = pacer::GC_PERCENT.swap(percent.max(-1), std::sync::atomic::Ordering::Relaxed);
-    pacer::update_goal();
-    old
+    pacer::set_gc_percent(percent)
+}
+
+/// Sets a soft limit on the memory the heap maps (heap spans and their
+/// metadata), in bytes, and returns the previous one (Go's
+/// `debug.SetMemoryLimit`). `u64::MAX` means no limit (the default). Near
+/// the limit the heap goal shrinks to fit under it, so cycles run more
+/// often; the limit is soft: a live heap larger than it is never freed.
+pub fn set_memory_limit(bytes: u64) -> u64 {
+    options::init();
+    pacer::set_memory_limit(bytes)
 }
 
 #[cfg(test)]

@@ -27,6 +27,11 @@ pub const OPTIONS: &[OptionSpec] = &[
         doc: "GOGC: the heap may grow by this percentage of the live heap before the next cycle; `off` (or a negative number) disables automatic collection",
     },
     OptionSpec {
+        env: "TRICOLOR_MEMLIMIT",
+        default: "off",
+        doc: "GOMEMLIMIT: a soft limit on the memory the heap maps, in bytes with an optional B, KiB, MiB, GiB or TiB suffix (e.g. 512MiB), or `off`",
+    },
+    OptionSpec {
         env: "TRICOLOR_DEBUG",
         default: "",
         doc: "GODEBUG-style comma-separated settings: `gctrace=1` prints one line per cycle on stderr",
@@ -81,10 +86,21 @@ pub(crate) fn init() {
                 .and_then(parse_gc_percent)
             {
                 Ok(p) => {
-                    crate::pacer::GC_PERCENT.store(p, Relaxed);
-                    crate::pacer::update_goal();
+                    crate::pacer::set_gc_percent(p);
                 }
                 Err(e) => eprintln!("tricolor: ignoring TRICOLOR_GC: {e}; using the default (100)"),
+            }
+        }
+        if let Some(v) = std::env::var_os("TRICOLOR_MEMLIMIT") {
+            match v
+                .to_str()
+                .ok_or_else(|| "not valid UTF-8".to_string())
+                .and_then(crate::pacer::parse_memory_limit)
+            {
+                Ok(l) => {
+                    crate::pacer::set_memory_limit(l);
+                }
+                Err(e) => eprintln!("tricolor: ignoring TRICOLOR_MEMLIMIT: {e}; no limit"),
             }
         }
         if let Some(v) = std::env::var_os("TRICOLOR_DEBUG") {

@@ -1,54 +1,70 @@
-//! Pacing: when the next cycle starts (GOGC).
+//! Pacing, as the runtime sees it: when the next cycle starts, and the heap
+//! goal, from GOGC and the memory limit.
 //!
-//! What: the heap goal of Go's `gcControllerState`, reduced to what a
-//! stop-the-world collector needs. After a cycle marked `live` bytes, the
-//! next cycle is due when the bytes allocated (counted per span, when a
-//! thread cache takes one: Go's `heapLive`) reach
-//! `goal = max(live * (1 + GOGC/100), 4 MiB * GOGC/100)`. A negative GOGC
-//! turns automatic collection off.
+//! What: the decisions are made by [`crate::pacer_model::Pacer`], a pure,
+//! clock-free state machine after Go's `gcControllerState` (tested there by
+//! simulation). This module feeds it and publishes its decisions in atomics
+//! that the allocation path reads without a lock:
+//! 1. Thread caches count bytes as allocated when they take a span (all its
+//!    free slots, as Go's `heapLive` does) into `HEAP_LIVE`; when it reaches
+//!    `TRIGGER`, the allocating thread sets `GC_PENDING` and wakes the
+//!    collector thread.
+//! 2. The collector calls [`cycle_start`] when it arms, and [`cycle_end`]
+//!    with what it measured (marked and scanned bytes, mark time, memory
+//!    use) after the sweep; the model computes the next goal and trigger
+//!    (Go's runway-based trigger, between 70% and 95% of the way from the
+//!    marked heap to the goal), which are published.
+//! 3. `set_gc_percent` / `set_memory_limit` (and `TRICOLOR_GC` /
+//!    `TRICOLOR_MEMLIMIT`) change the model and republish.
 //!
-//! The decision is a pure function ([`heap_goal`]); the state is three
-//! atomics: `HEAP_LIVE` (written by thread caches with `fetch_add`, reset by
-//! the collector while the world is stopped), `NEXT_GC` (written by the
-//! collector and by `set_gc_percent`), and `GC_PENDING` (set by any
-//! allocating thread that crosses the goal, which wakes the collector
-//! thread; cleared by the collector at the end of the cycle).
+//! Shared state: `MODEL` (mutex; the collector at cycle start/end, setters);
+//! `HEAP_LIVE` (thread caches `fetch_add`, the collector resets it with the
+//! world stopped); `TRIGGER`, `NEXT_GC`, `GC_PERCENT`, `MEMORY_LIMIT`
+//! (written under `MODEL` by `publish`, read anywhere); `GC_PENDING` (set by
+//! whoever crosses the trigger, cleared by the collector).
 //!
-//! The concurrent collector (issue 3) replaces this with the full pacer:
-//! trigger before the goal, assists, the memory limit.
+//! Assists and the CPU limiter of the model are not used yet (issue 3).
 
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering::Relaxed};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
-/// Minimum heap goal at GOGC=100 (Go's `heapMinimum`).
-pub(crate) const HEAP_MINIMUM: u64 = 4 << 20;
+use crate::pacer_model::{CycleReport, MemoryUse, Pacer, HEAP_MINIMUM, NO_MEMORY_LIMIT};
 
 /// Bytes counted as allocated since the last cycle, plus the live bytes it marked.
 pub(crate) static HEAP_LIVE: AtomicU64 = AtomicU64::new(0);
-/// The heap goal: a cycle is due when `HEAP_LIVE` reaches it.
+/// The heap goal: the cycle should be done by the time `HEAP_LIVE` reaches it.
 pub(crate) static NEXT_GC: AtomicU64 = AtomicU64::new(HEAP_MINIMUM);
-/// A cycle is due; the next thread to pass a quiescent point runs it.
+/// A cycle starts when `HEAP_LIVE` reaches this.
+pub(crate) static TRIGGER: AtomicU64 = AtomicU64::new(HEAP_MINIMUM * 7 / 8);
+/// A cycle is due; the collector thread has been woken.
 pub(crate) static GC_PENDING: AtomicBool = AtomicBool::new(false);
-/// GOGC. Negative: off.
+/// GOGC, mirrored for statistics. Negative: off.
 pub(crate) static GC_PERCENT: AtomicI32 = AtomicI32::new(100);
-/// Live bytes marked by the last cycle.
-pub(crate) static HEAP_MARKED: AtomicU64 = AtomicU64::new(0);
+/// The soft memory limit, mirrored for statistics (`u64::MAX`: none).
+pub(crate) static MEMORY_LIMIT: AtomicU64 = AtomicU64::new(NO_MEMORY_LIMIT);
 
-/// The heap goal after a cycle that marked `live` bytes, at `gogc` percent.
-pub(crate) fn heap_goal(live: u64, gogc: i32) -> u64 {
-    if gogc < 0 {
-        return u64::MAX;
-    }
-    let g = gogc as u64;
-    let min = HEAP_MINIMUM.saturating_mul(g) / 100;
-    live.saturating_add(live.saturating_mul(g) / 100).max(min)
+fn model() -> MutexGuard<'static, Pacer> {
+    static MODEL: OnceLock<Mutex<Pacer>> = OnceLock::new();
+    let procs = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+    MODEL
+        .get_or_init(|| Mutex::new(Pacer::new(100, NO_MEMORY_LIMIT, procs)))
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
 }
 
-/// Counts `bytes` as allocated; flags a cycle when the goal is reached.
+/// Nanoseconds on the pacer's clock (since the heap started).
+fn now_ns() -> u64 {
+    crate::stats::START
+        .get()
+        .map_or(0, |s| s.elapsed().as_nanos() as u64)
+}
+
+/// Counts `bytes` as allocated; wakes the collector at the trigger.
 #[inline]
 pub(crate) fn account(bytes: u64) {
     let live = HEAP_LIVE.fetch_add(bytes, Relaxed) + bytes;
-    if live >= NEXT_GC.load(Relaxed) && !GC_PENDING.load(Relaxed) {
-        GC_PENDING.store(true, Relaxed);
+    if live >= TRIGGER.load(Relaxed) && !GC_PENDING.load(Relaxed) && !GC_PENDING.swap(true, Relaxed)
+    {
         crate::collector::wake();
     }
 }
@@ -58,13 +74,112 @@ pub(crate) fn unaccount(bytes: u64) {
     let _ = HEAP_LIVE.fetch_update(Relaxed, Relaxed, |v| Some(v.saturating_sub(bytes)));
 }
 
-/// Recomputes the goal from the last marked heap (after a cycle or a GOGC change).
-pub(crate) fn update_goal() {
-    let goal = heap_goal(HEAP_MARKED.load(Relaxed), GC_PERCENT.load(Relaxed));
-    NEXT_GC.store(goal, Relaxed);
-    if HEAP_LIVE.load(Relaxed) >= goal && !GC_PENDING.swap(true, Relaxed) {
+/// Publishes the model's decisions (called with `MODEL` held), then, once
+/// it is released, wakes the collector if the heap is already past the
+/// trigger.
+fn publish(m: MutexGuard<'static, Pacer>) {
+    NEXT_GC.store(m.heap_goal(), Relaxed);
+    TRIGGER.store(m.trigger(), Relaxed);
+    GC_PERCENT.store(m.gc_percent(), Relaxed);
+    MEMORY_LIMIT.store(m.memory_limit(), Relaxed);
+    let marking = m.is_marking();
+    drop(m);
+    if !marking
+        && HEAP_LIVE.load(Relaxed) >= TRIGGER.load(Relaxed)
+        && !GC_PENDING.swap(true, Relaxed)
+    {
         crate::collector::wake();
     }
+}
+
+/// Sets GOGC; returns the previous value.
+pub(crate) fn set_gc_percent(percent: i32) -> i32 {
+    let mut m = model();
+    let old = m.set_gc_percent(percent);
+    publish(m);
+    old
+}
+
+/// Sets the soft memory limit; returns the previous one.
+pub(crate) fn set_memory_limit(limit: u64) -> u64 {
+    let mut m = model();
+    let old = m.set_memory_limit(limit);
+    publish(m);
+    old
+}
+
+/// The collector armed a cycle with `heap_live` bytes counted.
+pub(crate) fn cycle_start(heap_live: u64) {
+    let mut m = model();
+    let scan = m.heap_marked();
+    m.start_cycle(now_ns(), heap_live, scan);
+}
+
+/// What the collector measured, at the end of a cycle.
+pub(crate) struct Measured {
+    /// Live bytes after the sweep.
+    pub marked: u64,
+    /// `HEAP_LIVE` when the world stopped (the cycle's peak).
+    pub peak: u64,
+    /// Bytes of objects scanned.
+    pub scanned: u64,
+    /// Wall time the collector thread marked.
+    pub mark_ns: u64,
+    /// Bytes mapped for the heap and its metadata, and free span bytes.
+    pub mapped: u64,
+    pub free: u64,
+    pub forced: bool,
+}
+
+/// The collector finished a cycle (world stopped, sweep done).
+pub(crate) fn cycle_end(x: Measured) {
+    HEAP_LIVE.store(x.marked, Relaxed);
+    GC_PENDING.store(false, Relaxed);
+    let mut m = model();
+    m.end_cycle(&CycleReport {
+        now_ns: now_ns(),
+        heap_marked: x.marked,
+        heap_live: x.peak,
+        heap_scan_done: x.scanned,
+        assist_time_ns: 0,
+        bg_time_ns: x.mark_ns,
+        idle_time_ns: 0,
+        memory: MemoryUse {
+            mapped: x.mapped,
+            heap_alloc: x.marked,
+            heap_free: x.free,
+        },
+        forced: x.forced,
+    });
+    publish(m);
+}
+
+/// Parses a memory limit: bytes with an optional `B`, `KiB`, `MiB`, `GiB`
+/// or `TiB` suffix (Go's GOMEMLIMIT syntax), or `off`.
+pub(crate) fn parse_memory_limit(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    if t.eq_ignore_ascii_case("off") {
+        return Ok(NO_MEMORY_LIMIT);
+    }
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let shift = match unit {
+        "" | "B" => 0,
+        "KiB" => 10,
+        "MiB" => 20,
+        "GiB" => 30,
+        "TiB" => 40,
+        _ => {
+            return Err(format!(
+                "expected bytes with an optional B, KiB, MiB, GiB or TiB suffix (e.g. 512MiB), or `off`, got {s:?}"
+            ))
+        }
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("expected a number of bytes (e.g. 512MiB), got {s:?}"))?;
+    n.checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("memory limit {s:?} overflows 64 bits"))
 }
 
 #[cfg(test)]
@@ -72,12 +187,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn goal_follows_gogc() {
-        assert_eq!(heap_goal(0, 100), HEAP_MINIMUM);
-        assert_eq!(heap_goal(100 << 20, 100), 200 << 20);
-        assert_eq!(heap_goal(100 << 20, 50), 150 << 20);
-        assert_eq!(heap_goal(0, 50), HEAP_MINIMUM / 2);
-        assert_eq!(heap_goal(1 << 30, -1), u64::MAX);
-        assert!(heap_goal(u64::MAX / 2, 100) >= u64::MAX / 2, "no overflow");
+    fn memory_limit_syntax() {
+        assert_eq!(parse_memory_limit("512MiB"), Ok(512 << 20));
+        assert_eq!(parse_memory_limit("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_memory_limit("1000"), Ok(1000));
+        assert_eq!(parse_memory_limit("64B"), Ok(64));
+        assert_eq!(parse_memory_limit("off"), Ok(u64::MAX));
+        assert!(parse_memory_limit("12MB").unwrap_err().contains("MiB"));
+        assert!(parse_memory_limit("-5").is_err());
+        assert!(parse_memory_limit("99999999999TiB")
+            .unwrap_err()
+            .contains("overflows"));
     }
 }

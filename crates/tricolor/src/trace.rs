@@ -52,6 +52,8 @@ pub struct Tracer {
     pub(crate) mode: Mode,
     /// Grey objects (value pointers) still to scan, in mark mode.
     pub(crate) stack: Vec<usize>,
+    /// Bytes of objects scanned (the pacer's scan work).
+    pub(crate) scanned: u64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -73,6 +75,7 @@ impl Tracer {
         Tracer {
             mode,
             stack: Vec::new(),
+            scanned: 0,
         }
     }
 
