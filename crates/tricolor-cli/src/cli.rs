@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::report;
-use crate::workloads::{self, binary_trees, gcbench};
+use crate::workloads::{self, binary_trees, churn, gcbench};
 
 /// The exit code of every error.
 pub const EXIT_ERROR: u8 = 2;
@@ -36,9 +36,9 @@ pub struct Cli {
 pub enum Command {
     /// Run a workload on the tricolor heap.
     ///
-    /// The workload's own output goes to stdout, exactly as the original
-    /// program prints it (no timings); --stats and --json add a report after
-    /// it.
+    /// The workload's own output goes to stdout: for binary-trees and gcbench
+    /// exactly as the original program prints it (no timings), for churn its
+    /// measurements; --stats and --json add a report after it.
     #[command(
         subcommand_value_name = "WORKLOAD",
         subcommand_help_heading = "Workloads"
@@ -62,6 +62,8 @@ pub struct RunArgs {
     /// Make the last line of stdout one JSON object: {"workload", "params",
     /// "wall_s", "mem_stats" (all MemStats fields), "pauses" {"count",
     /// "p50_ns", "p99_ns", "max_ns"} over the last min(num_gc, 256) pauses}.
+    /// churn adds "ops_per_s", "mutator_pauses" (its threads' pin/repin
+    /// latencies, same keys as "pauses") and "batches".
     #[arg(long, global = true)]
     pub json: bool,
 
@@ -104,6 +106,25 @@ pub enum Workload {
         #[arg(long)]
         small: bool,
     },
+    /// Multi-threaded churn: a rooted table of LIVE entries (each a small
+    /// graph with cycles and a string payload); THREADS threads replace
+    /// random entries OPS times in all, verifying one random entry every
+    /// eighth operation. Prints the throughput and the mutator-observed
+    /// pin/repin latency (p50, p99, max): the time the mutator threads were
+    /// blocked by the collector.
+    Churn {
+        /// Number of live entries (slots of the table).
+        #[arg(long, default_value_t = 1_000_000,
+              value_parser = clap::value_parser!(u64).range(1..=churn::MAX_LIVE))]
+        live: u64,
+        /// Total number of replacements, shared out among the threads.
+        #[arg(long, default_value_t = 10_000_000)]
+        ops: u64,
+        /// Number of mutator threads.
+        #[arg(long, default_value_t = 2,
+              value_parser = clap::value_parser!(u64).range(1..=churn::MAX_THREADS))]
+        threads: u64,
+    },
 }
 
 impl Workload {
@@ -112,6 +133,7 @@ impl Workload {
         match self {
             Workload::BinaryTrees { .. } => "binary-trees",
             Workload::Gcbench { .. } => "gcbench",
+            Workload::Churn { .. } => "churn",
         }
     }
 
@@ -129,14 +151,30 @@ impl Workload {
                     ("max_tree_depth", u64::from(p.max_tree_depth)),
                 ]
             }
+            Workload::Churn { live, ops, threads } => {
+                vec![("live", *live), ("ops", *ops), ("threads", *threads)]
+            }
         }
     }
 
-    /// Runs the workload, writing its output to `out`.
-    pub fn run(&self, out: &mut dyn Write) -> io::Result<()> {
+    /// Runs the workload, writing its output to `out`; returns what the
+    /// workload measured itself, for the report (nothing for most).
+    pub fn run(&self, out: &mut dyn Write) -> io::Result<report::Extra> {
         match self {
-            Workload::BinaryTrees { depth } => binary_trees::run(*depth, out),
-            Workload::Gcbench { small } => gcbench::run_with(&gcbench_params(*small), out),
+            Workload::BinaryTrees { depth } => {
+                binary_trees::run(*depth, out).map(|()| report::Extra::default())
+            }
+            Workload::Gcbench { small } => {
+                gcbench::run_with(&gcbench_params(*small), out).map(|()| report::Extra::default())
+            }
+            Workload::Churn { live, ops, threads } => {
+                let params = churn::ChurnParams {
+                    live: *live,
+                    ops: *ops,
+                    threads: *threads,
+                };
+                churn::run(&params, out).map(|r| r.extra())
+            }
         }
     }
 }
@@ -176,6 +214,7 @@ const RUN_EXAMPLES: &str = "Examples:
   tricolor run binary-trees --depth 21 --json
   tricolor run gcbench --stats
   tricolor run --gogc 200 binary-trees -n 16 --stats
+  tricolor run churn --live 1000000 --ops 10000000 --threads 2 --json
   tricolor run --list
 ";
 
@@ -256,12 +295,12 @@ fn run(args: &RunArgs, out: &mut (dyn Write + Send)) -> Result<(), CliError> {
     }
 
     let (wall, result) = timed_run(workload, out);
-    result?;
+    let extra = result?;
     out.flush().map_err(write_error)?;
 
     let stats = tricolor::read_mem_stats();
     if args.stats {
-        let text = report::summary(&stats, Some(wall));
+        let text = report::summary_with(&stats, Some(wall), &extra);
         if args.json {
             eprint!("{text}");
         } else {
@@ -269,14 +308,16 @@ fn run(args: &RunArgs, out: &mut (dyn Write + Send)) -> Result<(), CliError> {
         }
     }
     if args.json {
-        let line = report::json_line(workload.name(), &workload.params(), wall, &stats);
+        let line =
+            report::json_line_with(workload.name(), &workload.params(), wall, &stats, &extra);
         writeln!(out, "{line}").map_err(write_error)?;
     }
     out.flush().map_err(write_error)
 }
 
 /// Runs `workload` on a thread of its own and returns its wall time (the
-/// workload alone, from its first to its last instruction) and its result.
+/// workload alone, from its first to its last instruction) and its result
+/// (what it measured itself, or the error).
 ///
 /// A thread of its own because a thread that exits returns its allocation
 /// cache to the heap, which commits its last allocation counts: the
@@ -286,7 +327,7 @@ fn run(args: &RunArgs, out: &mut (dyn Write + Send)) -> Result<(), CliError> {
 fn timed_run(
     workload: &Workload,
     out: &mut (dyn Write + Send),
-) -> (Duration, Result<(), CliError>) {
+) -> (Duration, Result<report::Extra, CliError>) {
     let joined = std::thread::scope(|s| {
         let worker = std::thread::Builder::new()
             .name(format!("tricolor-{}", workload.name()))
@@ -306,7 +347,7 @@ fn timed_run(
         }
     });
     match joined {
-        Ok((wall, Ok(()))) => (wall, Ok(())),
+        Ok((wall, Ok(extra))) => (wall, Ok(extra)),
         Ok((wall, Err(e))) if e.kind() == io::ErrorKind::InvalidInput => {
             (wall, Err(CliError(format!("{}: {e}", workload.name()))))
         }

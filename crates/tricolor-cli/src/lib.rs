@@ -4,8 +4,10 @@
 //! logic lives here so that it can be tested and reused (the benchmark crate
 //! runs the same workloads):
 //!
-//! - [`workloads`]: GC workloads that run on the tricolor heap and print only
-//!   deterministic text (the Benchmarks Game binary-trees, Boehm's GCBench);
+//! - [`workloads`]: GC workloads that run on the tricolor heap: the
+//!   Benchmarks Game binary-trees and Boehm's GCBench (deterministic output),
+//!   and `churn` (multi-threaded replacements in a large live heap, measuring
+//!   throughput and mutator-observed latency);
 //! - [`report`]: turning [`tricolor::MemStats`] into a readable summary or a
 //!   one-line JSON object;
 //! - [`cli`]: the clap command-line definition and its dispatcher.

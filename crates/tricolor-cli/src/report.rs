@@ -13,6 +13,10 @@
 //! `min(num_gc, 256)` entries (Go keeps the 256 most recent pauses, the most
 //! recent at `(num_gc + 255) % 256`). Percentiles use the nearest-rank
 //! method; with no pause at all every figure is 0.
+//!
+//! A workload that measures something itself (`churn`: throughput, the
+//! latencies its threads observe) hands it over as an [`Extra`]: more keys
+//! after `pauses` in the JSON object, more lines at the end of the summary.
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -109,9 +113,26 @@ pub fn human_ns(ns: u64) -> String {
     }
 }
 
+/// Figures a workload measured itself, reported after the [`MemStats`] ones.
+/// Most workloads measure nothing ([`Extra::default`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Extra {
+    /// `(key, value)` pairs appended to the JSON object, in order; each value
+    /// is already JSON text (a number, an object...).
+    pub json: Vec<(&'static str, String)>,
+    /// `(name, value)` lines appended to the readable summary, in order
+    /// (`name` without the colon).
+    pub summary: Vec<(&'static str, String)>,
+}
+
 /// A readable, multi-line summary of `stats` (and of the wall time, if
 /// given), one `name: value` per line, ending with a newline.
 pub fn summary(stats: &MemStats, wall: Option<Duration>) -> String {
+    summary_with(stats, wall, &Extra::default())
+}
+
+/// [`summary`] followed by the workload's own lines (`extra.summary`).
+pub fn summary_with(stats: &MemStats, wall: Option<Duration>, extra: &Extra) -> String {
     let pauses = PauseSummary::from_mem_stats(stats);
     let mut s = String::new();
     let mut line = |name: &str, value: String| {
@@ -151,6 +172,9 @@ pub fn summary(stats: &MemStats, wall: Option<Duration>) -> String {
     if let Some(wall) = wall {
         line("wall:", format!("{:.3} s", wall.as_secs_f64()));
     }
+    for (name, value) in &extra.summary {
+        line(&format!("{name}:"), value.clone());
+    }
     s
 }
 
@@ -176,7 +200,7 @@ pub fn json_string(s: &str) -> String {
 }
 
 /// Formats a finite `f64` as a JSON number (non-finite values become 0).
-fn json_f64(x: f64) -> String {
+pub fn json_f64(x: f64) -> String {
     if x.is_finite() {
         // Debug always keeps a decimal point or an exponent, both valid JSON.
         format!("{x:?}")
@@ -195,6 +219,17 @@ pub fn json_line(
     wall: Duration,
     stats: &MemStats,
 ) -> String {
+    json_line_with(workload, params, wall, stats, &Extra::default())
+}
+
+/// [`json_line`] with the workload's own keys (`extra.json`) after `pauses`.
+pub fn json_line_with(
+    workload: &str,
+    params: &[(&str, u64)],
+    wall: Duration,
+    stats: &MemStats,
+    extra: &Extra,
+) -> String {
     let pauses = PauseSummary::from_mem_stats(stats);
     let params = params
         .iter()
@@ -202,8 +237,13 @@ pub fn json_line(
         .collect::<Vec<_>>()
         .join(", ");
     let mem_stats = stats.to_json();
+    let extra: String = extra
+        .json
+        .iter()
+        .map(|(k, v)| format!(", {}: {v}", json_string(k)))
+        .collect();
     format!(
-        "{{\"workload\": {}, \"params\": {{{params}}}, \"wall_s\": {}, \"mem_stats\": {}, \"pauses\": {}}}",
+        "{{\"workload\": {}, \"params\": {{{params}}}, \"wall_s\": {}, \"mem_stats\": {}, \"pauses\": {}{extra}}}",
         json_string(workload),
         json_f64(wall.as_secs_f64()),
         mem_stats.trim(),

@@ -154,7 +154,7 @@ fn list_names_every_workload() {
         let o = tricolor(args);
         assert!(o.status.success(), "{args:?}: {}", stderr(&o));
         let out = stdout(&o);
-        for name in ["binary-trees", "gcbench"] {
+        for name in ["binary-trees", "gcbench", "churn"] {
             assert!(
                 out.lines().any(|l| l.starts_with(name)),
                 "{args:?}: {name} missing from:\n{out}"
@@ -196,6 +196,7 @@ fn help_documents_everything() {
     for word in [
         "binary-trees",
         "gcbench",
+        "churn",
         "--stats",
         "--json",
         "--list",

@@ -1,12 +1,18 @@
 //! GC workloads that run entirely on the tricolor heap.
 //!
-//! Every workload writes only deterministic text to its output stream (no
-//! timings, no addresses, no sizes that depend on the implementation), so its
-//! output can be compared byte for byte with another implementation of the
-//! same program (Go, Java, another Rust collector). Timings and memory
-//! statistics are the caller's business (see [`crate::report`]).
+//! The benchmark programs (binary-trees, GCBench) write only deterministic
+//! text to their output stream (no timings, no addresses, no sizes that
+//! depend on the implementation), so their output can be compared byte for
+//! byte with another implementation of the same program (Go, Java, another
+//! Rust collector). Timings and memory statistics are the caller's business
+//! (see [`crate::report`]).
+//!
+//! The exception is [`churn`], a measurement workload: its output is what
+//! its mutator threads measured (throughput, the pin/repin latencies they
+//! observed), which it also hands to the report.
 
 pub mod binary_trees;
+pub mod churn;
 pub mod gcbench;
 
 /// A workload the `tricolor run` command knows by name.
@@ -27,6 +33,10 @@ pub const WORKLOADS: &[WorkloadInfo] = &[
     WorkloadInfo {
         name: "gcbench",
         about: "Hans Boehm's GCBench: top-down and bottom-up trees next to a long-lived tree and array",
+    },
+    WorkloadInfo {
+        name: "churn",
+        about: "Threads replace random entries (small cyclic graphs) of a large live table; reports ops/s and mutator-observed pin/repin latency",
     },
 ];
 
