@@ -378,6 +378,7 @@ fn cycle(reason: Reason) {
     thread::start_the_world();
     IN_COLLECTOR.with(|c| c.set(false));
     drop(threads);
+    crate::scavenger::wake();
     if crate::options::gctrace() {
         let n = CYCLES.lock().unwrap_or_else(|e| e.into_inner()).num_gc;
         eprintln!(

@@ -29,9 +29,20 @@
 //!   that needs `Drop`, and cleared by the sweeper.
 //! - Free spans keep both bitmaps zero (INV-SWEEP leaves `mark` zeroed, and
 //!   a span is zeroed when it is handed out).
+//!
+//! Free spans and the OS (the scavenger, `scavenger.rs`): a free span is
+//! either *retained* (its pages may be resident) or *released* (its pages
+//! were given back with `madvise(MADV_DONTNEED)`, or never touched: the
+//! object spans of a fresh arena start released, as Go's newly grown heap
+//! starts scavenged). Taking a span makes it unreleased again (its pages
+//! fault back in, zeroed, when used). Only object spans are ever released;
+//! the metadata spans never are, so `SpanMeta` of a released span stays
+//! valid. The [`PageHeap`] fields (free and released bitmaps, their counts,
+//! the spans in flight to the OS) are all guarded by [`PAGES`]; the
+//! invariants between them are listed on [`PageHeap`].
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex, MutexGuard};
 
 use crate::sizeclass::{
     div_magic, objects_per_span, CLASS_SIZES, NUM_SPAN_CLASSES, SPAN_BYTES, SPAN_SHIFT,
@@ -142,22 +153,62 @@ pub(crate) fn slot_index(meta: &SpanMeta, addr: usize) -> usize {
     ((off * meta.magic.load(Relaxed)) >> 32) as usize
 }
 
+/// Words in one per-arena span bitmap.
+const ARENA_WORDS: usize = SPANS_PER_ARENA / 64;
+
 /// Free spans, arenas mapped. Guarded by [`PAGES`].
+///
+/// Invariants (`give_back` checks the first two in debug builds):
+/// - `released[a] & !free[a] == 0`: a released span is in the free set (a
+///   span being handed out or freed is in neither);
+/// - `released_spans` = set bits of `released`;
+/// - `free_spans` = set bits of `free` + `in_flight`: spans a releaser took
+///   out of the free set are still free (counted in `heap_idle`), only not
+///   available to the allocator until they come back;
+/// - `alloc_waiting > 0` only while an allocating thread waits in
+///   [`Pages::take`] for in-flight spans; no releaser takes spans then.
 pub(crate) struct PageHeap {
     arenas: Vec<usize>,
-    /// Per arena: bit i set = span i free (metadata spans never are).
-    free: Vec<[u64; SPANS_PER_ARENA / 64]>,
-    pub(crate) free_spans: usize,
+    /// Per arena: bit i set = span i free and available (metadata spans never are).
+    free: Vec<[u64; ARENA_WORDS]>,
+    /// Per arena: bit i set = span i free and released to the OS.
+    released: Vec<[u64; ARENA_WORDS]>,
+    /// Free spans, in the free set or in flight.
+    free_spans: usize,
+    /// Free spans whose pages are released.
+    released_spans: usize,
+    /// Free spans taken out of the free set by a releaser (madvise pending).
+    in_flight: usize,
+    /// Allocating threads waiting for in-flight spans to come back.
+    alloc_waiting: usize,
 }
 
-/// The page heap lock. Lock order: collector → thread registry → `PAGES` /
+/// The page heap and the condition variable on which allocating threads
+/// and releasers wait for each other (see [`Pages::take`]).
+pub(crate) struct Pages {
+    heap: Mutex<PageHeap>,
+    changed: Condvar,
+}
+
+/// The page heap. Lock order: collector → thread registry → `PAGES` /
 /// central lists (never both central and `PAGES` held while taking the other
 /// in the opposite order: central code releases its lock before calling here).
-pub(crate) static PAGES: Mutex<PageHeap> = Mutex::new(PageHeap {
-    arenas: Vec::new(),
-    free: Vec::new(),
-    free_spans: 0,
-});
+/// The scavenger's locks come before `PAGES` too (it never holds `PAGES`
+/// while taking one of them).
+pub(crate) static PAGES: Pages = Pages::new();
+
+/// Page-heap figures, in bytes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PageFigures {
+    /// Object spans mapped (Go's `HeapSys`).
+    pub sys: u64,
+    /// Free spans, released or not, in flight or not (Go's `HeapIdle`).
+    pub free: u64,
+    /// Free spans released to the OS (Go's `HeapReleased`).
+    pub released: u64,
+    /// Free spans a releaser could take now: available and not released.
+    pub releasable: u64,
+}
 
 /// Partially free swept spans per span class, for thread caches to refill from.
 pub(crate) static CENTRAL: [Mutex<Vec<usize>>; NUM_SPAN_CLASSES] =
@@ -173,6 +224,18 @@ pub(crate) enum PageError {
 }
 
 impl PageHeap {
+    const fn new() -> Self {
+        PageHeap {
+            arenas: Vec::new(),
+            free: Vec::new(),
+            released: Vec::new(),
+            free_spans: 0,
+            released_spans: 0,
+            in_flight: 0,
+            alloc_waiting: 0,
+        }
+    }
+
     /// Arenas mapped so far.
     pub(crate) fn arenas(&self) -> &[usize] {
         &self.arenas
@@ -183,50 +246,206 @@ impl PageHeap {
         (self.arenas.len() * USABLE_SPANS * SPAN_BYTES) as u64
     }
 
-    /// Finds `n` contiguous free spans, mapping an arena if needed, and
-    /// removes them from the free set. Returns the first span's address.
-    fn take(&mut self, n: usize) -> Result<usize, PageError> {
-        if n > USABLE_SPANS {
-            return Err(PageError::TooLarge);
+    fn figures(&self) -> PageFigures {
+        let span = SPAN_BYTES as u64;
+        PageFigures {
+            sys: self.sys_bytes(),
+            free: self.free_spans as u64 * span,
+            released: self.released_spans as u64 * span,
+            releasable: (self.free_spans - self.in_flight - self.released_spans) as u64 * span,
         }
-        loop {
-            for (a, bits) in self.free.iter_mut().enumerate() {
-                if let Some(i) = find_run(bits, n) {
-                    for s in i..i + n {
-                        bits[s / 64] &= !(1 << (s % 64));
+    }
+
+    /// Index of the arena starting at `arena`.
+    fn arena_index(&self, arena: usize) -> usize {
+        self.arenas
+            .iter()
+            .position(|&x| x == arena)
+            .expect("span of an unknown arena")
+    }
+
+    /// Finds `n` contiguous available spans (first fit, arenas in mapping
+    /// order) and removes them from the free set; they become unreleased.
+    fn take_run(&mut self, n: usize) -> Option<usize> {
+        for a in 0..self.arenas.len() {
+            if let Some(i) = find_run(&self.free[a], n) {
+                for s in i..i + n {
+                    let bit = 1u64 << (s % 64);
+                    self.free[a][s / 64] &= !bit;
+                    if self.released[a][s / 64] & bit != 0 {
+                        self.released[a][s / 64] &= !bit;
+                        self.released_spans -= 1;
                     }
-                    self.free_spans -= n;
-                    return Ok(self.arenas[a] + i * SPAN_BYTES);
                 }
+                self.free_spans -= n;
+                return Some(self.arenas[a] + i * SPAN_BYTES);
             }
-            let arena = map_arena().map_err(PageError::Os)?;
-            let mut bits = [0u64; SPANS_PER_ARENA / 64];
-            for s in META_SPANS..SPANS_PER_ARENA {
-                bits[s / 64] |= 1 << (s % 64);
-            }
-            self.arenas.push(arena);
-            self.free.push(bits);
-            self.free_spans += USABLE_SPANS;
         }
+        None
+    }
+
+    /// Maps one more arena; its object spans are free and released (never
+    /// touched: they cost no physical memory until used).
+    fn grow(&mut self) -> Result<(), PageError> {
+        let arena = map_arena().map_err(PageError::Os)?;
+        let mut bits = [0u64; ARENA_WORDS];
+        for s in META_SPANS..SPANS_PER_ARENA {
+            bits[s / 64] |= 1 << (s % 64);
+        }
+        self.arenas.push(arena);
+        self.free.push(bits);
+        self.released.push(bits);
+        self.free_spans += USABLE_SPANS;
+        self.released_spans += USABLE_SPANS;
+        Ok(())
     }
 
     fn give_back(&mut self, start: usize, n: usize) {
         let arena = start & !(ARENA_BYTES - 1);
-        let a = self
-            .arenas
-            .iter()
-            .position(|&x| x == arena)
-            .expect("span of an unknown arena");
+        let a = self.arena_index(arena);
         let i = (start - arena) / SPAN_BYTES;
         for s in i..i + n {
+            debug_assert_eq!(self.free[a][s / 64] & (1 << (s % 64)), 0, "double free");
+            debug_assert_eq!(self.released[a][s / 64] & (1 << (s % 64)), 0);
             self.free[a][s / 64] |= 1 << (s % 64);
         }
         self.free_spans += n;
     }
+
+    /// The lowest-priority run of available, unreleased spans, at most
+    /// `max` long: the allocator takes first fit in arena order, lowest span
+    /// first, so the last arena's highest spans are the last it would reuse.
+    /// Returns (arena index, first span index, length).
+    fn find_releasable(&self, max: usize) -> Option<(usize, usize, usize)> {
+        let cand = |a: usize, s: usize| {
+            (self.free[a][s / 64] & !self.released[a][s / 64]) & (1 << (s % 64)) != 0
+        };
+        for a in (0..self.arenas.len()).rev() {
+            for w in (0..ARENA_WORDS).rev() {
+                let c = self.free[a][w] & !self.released[a][w];
+                if c == 0 {
+                    continue;
+                }
+                let top = w * 64 + 63 - c.leading_zeros() as usize;
+                let mut lo = top;
+                while lo > 0 && top - lo + 1 < max && cand(a, lo - 1) {
+                    lo -= 1;
+                }
+                return Some((a, lo, top - lo + 1));
+            }
+        }
+        None
+    }
+}
+
+impl Pages {
+    pub(crate) const fn new() -> Self {
+        Pages {
+            heap: Mutex::new(PageHeap::new()),
+            changed: Condvar::new(),
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, PageHeap> {
+        // A panic never happens while this lock is held (no user code runs
+        // under it), but recover from poisoning rather than cascade.
+        self.heap.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn wait<'a>(&self, g: MutexGuard<'a, PageHeap>) -> MutexGuard<'a, PageHeap> {
+        self.changed.wait(g).unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Current figures, in bytes.
+    pub(crate) fn figures(&self) -> PageFigures {
+        self.lock().figures()
+    }
+
+    /// Finds `n` contiguous free spans, mapping an arena if needed, and
+    /// removes them from the free set. Returns the first span's address.
+    ///
+    /// If none is available but a releaser has spans in flight, waits for
+    /// them instead of growing the heap (they may be the run we need), and
+    /// holds releasers off meanwhile: the wait is at most one madvise of
+    /// one chunk (`scavenger::MAX_CHUNK` spans).
+    pub(crate) fn take(&self, n: usize) -> Result<usize, PageError> {
+        if n > USABLE_SPANS {
+            return Err(PageError::TooLarge);
+        }
+        let mut p = self.lock();
+        let mut waiting = false;
+        let r = loop {
+            if let Some(start) = p.take_run(n) {
+                break Ok(start);
+            }
+            if p.in_flight > 0 {
+                if !waiting {
+                    p.alloc_waiting += 1;
+                    waiting = true;
+                }
+                p = self.wait(p);
+                continue;
+            }
+            if let Err(e) = p.grow() {
+                break Err(e);
+            }
+        };
+        if waiting {
+            p.alloc_waiting -= 1;
+            if p.alloc_waiting == 0 {
+                self.changed.notify_all();
+            }
+        }
+        r
+    }
+
+    /// Returns a span (or a run) to the free set, unreleased.
+    pub(crate) fn give_back(&self, start: usize, n: usize) {
+        self.lock().give_back(start, n);
+    }
+
+    /// Takes the lowest-priority run of at most `max` free, unreleased spans
+    /// out of the free set for releasing (they stay counted as free, in
+    /// flight). Returns (start address, spans), or `None` if there is none.
+    /// Waits while an allocating thread waits for in-flight spans.
+    pub(crate) fn take_for_release(&self, max: usize) -> Option<(usize, usize)> {
+        debug_assert!(max > 0);
+        let mut p = self.lock();
+        while p.alloc_waiting > 0 {
+            p = self.wait(p);
+        }
+        let (a, i, n) = p.find_releasable(max)?;
+        for s in i..i + n {
+            p.free[a][s / 64] &= !(1 << (s % 64));
+        }
+        p.in_flight += n;
+        Some((p.arenas[a] + i * SPAN_BYTES, n))
+    }
+
+    /// Puts back spans taken with [`take_for_release`](Self::take_for_release),
+    /// marked released if `released` (the madvise succeeded).
+    pub(crate) fn return_released(&self, start: usize, n: usize, released: bool) {
+        let mut p = self.lock();
+        let arena = start & !(ARENA_BYTES - 1);
+        let a = p.arena_index(arena);
+        let i = (start - arena) / SPAN_BYTES;
+        for s in i..i + n {
+            p.free[a][s / 64] |= 1 << (s % 64);
+            if released {
+                p.released[a][s / 64] |= 1 << (s % 64);
+            }
+        }
+        if released {
+            p.released_spans += n;
+        }
+        p.in_flight -= n;
+        drop(p);
+        self.changed.notify_all();
+    }
 }
 
 /// First index of a run of `n` set bits.
-fn find_run(bits: &[u64; SPANS_PER_ARENA / 64], n: usize) -> Option<usize> {
+fn find_run(bits: &[u64; ARENA_WORDS], n: usize) -> Option<usize> {
     let mut run = 0;
     for s in 0..SPANS_PER_ARENA {
         if bits[s / 64] & (1 << (s % 64)) != 0 {
@@ -241,15 +460,13 @@ fn find_run(bits: &[u64; SPANS_PER_ARENA / 64], n: usize) -> Option<usize> {
     None
 }
 
-fn lock_pages() -> std::sync::MutexGuard<'static, PageHeap> {
-    // A panic never happens while this lock is held (no user code runs under
-    // it), but recover from poisoning rather than cascade.
-    PAGES.lock().unwrap_or_else(|e| e.into_inner())
+fn lock_pages() -> MutexGuard<'static, PageHeap> {
+    PAGES.lock()
 }
 
 /// Takes a fresh span for span class `sc` from the page heap.
 pub(crate) fn new_small_span(sc: usize) -> Result<&'static SpanMeta, PageError> {
-    let start = lock_pages().take(1)?;
+    let start = PAGES.take(1)?;
     // SAFETY: `start` is the start of a span of a mapped arena.
     let m = unsafe { meta_of(start) };
     let class = sc >> 1;
@@ -272,7 +489,7 @@ pub(crate) fn new_small_span(sc: usize) -> Result<&'static SpanMeta, PageError> 
 /// including header and alignment padding).
 pub(crate) fn new_large_span(bytes: usize, noscan: bool) -> Result<&'static SpanMeta, PageError> {
     let n = bytes.div_ceil(SPAN_BYTES);
-    let start = lock_pages().take(n)?;
+    let start = PAGES.take(n)?;
     // SAFETY: `start` is the start of a span of a mapped arena.
     let m = unsafe { meta_of(start) };
     for s in 1..n {
@@ -307,7 +524,7 @@ pub(crate) fn free_span(m: &SpanMeta) {
             .kind
             .store(kind::FREE, Relaxed);
     }
-    lock_pages().give_back(start, n);
+    PAGES.give_back(start, n);
 }
 
 /// Calls `f` on the metadata of every in-use span head (small or large),
@@ -327,10 +544,18 @@ pub(crate) fn for_each_span(mut f: impl FnMut(&'static SpanMeta)) {
     }
 }
 
-/// Page-heap figures for statistics: (mapped object bytes, free bytes).
+/// Page-heap figures for statistics (`MemStats`).
+pub(crate) fn page_figures() -> PageFigures {
+    PAGES.figures()
+}
+
+/// Page-heap figures for the pacer's memory accounting (Go's `mappedReady`
+/// and `heapFree`): (object span bytes mapped and not released to the OS,
+/// free span bytes not released). Released spans cost no memory, so they
+/// count against neither the memory limit nor the heap's future growth.
 pub(crate) fn page_stats() -> (u64, u64) {
-    let p = lock_pages();
-    (p.sys_bytes(), (p.free_spans * SPAN_BYTES) as u64)
+    let f = PAGES.figures();
+    (f.sys - f.released, f.free - f.released)
 }
 
 /// Metadata bytes mapped (for `sys`).

@@ -58,6 +58,7 @@ mod pacer;
 // The full pacer (Go's gcControllerState and CPU limiter), tested by simulation;
 // the collector switches to it with assists and the memory limit (issue 3).
 mod pacer_model;
+mod scavenger;
 mod sizeclass;
 mod sys;
 
@@ -67,6 +68,7 @@ pub use gcvec::GcVec;
 pub use member::{Gc, Member};
 pub use options::{OptionSpec, OPTIONS};
 pub use root::Root;
+pub use scavenger::free_os_memory;
 pub use stats::{read_mem_stats, MemStats};
 pub use thread::{pin, Guard};
 pub use trace::{Trace, Tracer};

@@ -144,11 +144,15 @@ mem_stats! {
     heap_alloc: u64,
     /// Bytes of heap memory obtained from the OS (spans of all arenas).
     heap_sys: u64,
-    /// Bytes in idle (free) spans.
+    /// Bytes in idle (free) spans, released to the OS or not (includes
+    /// `heap_released`, as in Go).
     heap_idle: u64,
     /// Bytes in in-use spans.
     heap_inuse: u64,
-    /// Bytes of physical memory returned to the OS (no scavenger yet: 0).
+    /// Bytes of physical memory returned to the OS: free spans whose pages
+    /// the scavenger (or [`free_os_memory`](crate::free_os_memory)) released,
+    /// plus free spans of fresh arenas never touched yet (as Go counts new
+    /// heap memory as scavenged). Part of `heap_idle`.
     heap_released: u64,
     /// Number of allocated heap objects (`mallocs - frees`).
     heap_objects: u64,
@@ -180,7 +184,8 @@ pub fn read_mem_stats() -> MemStats {
     let frees = COUNTERS.frees.load(Relaxed).min(mallocs);
     let alloc_bytes = COUNTERS.alloc_bytes.load(Relaxed);
     let heap_alloc = alloc_bytes.saturating_sub(COUNTERS.freed_bytes.load(Relaxed));
-    let (heap_sys, heap_idle) = crate::heap::page_stats();
+    let pages = crate::heap::page_figures();
+    let (heap_sys, heap_idle) = (pages.sys, pages.free);
     let sys = heap_sys + crate::heap::meta_bytes();
     let c = CYCLES.lock().unwrap_or_else(|e| e.into_inner());
     let elapsed = START
@@ -197,7 +202,7 @@ pub fn read_mem_stats() -> MemStats {
         heap_sys,
         heap_idle,
         heap_inuse: heap_sys - heap_idle,
-        heap_released: 0,
+        heap_released: pages.released,
         heap_objects: mallocs - frees,
         next_gc: crate::pacer::NEXT_GC.load(Relaxed),
         last_gc: c.last_gc,
