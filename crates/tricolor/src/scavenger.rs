@@ -134,15 +134,15 @@ fn over_goal(pages: &Pages, goal: u64) -> bool {
 /// The range must be whole spans of a mapped arena that the caller took out
 /// of the free set with `Pages::take_for_release` and has not put back.
 unsafe fn release_pages(start: usize, len: usize) -> bool {
-    // SAFETY: by the caller's contract the range lies inside a mapping made
-    // by `sys::map_arena` (private, anonymous, read-write), and its spans
-    // are free and in flight: no object lives in them (INV-SWEEP: a span
-    // is freed only when none of its slots is marked, and their `Drop`s
-    // have run), no thread cache holds them (INV-CACHE), and the allocator
-    // cannot hand them out until they are put back. So nothing reads or
-    // writes these bytes meanwhile, and none depends on their contents
-    // afterwards: MADV_DONTNEED only makes later reads see zero pages. The
-    // spans' metadata lives in the metadata spans, outside the range.
+    // By the caller's contract the range lies inside a mapping made by
+    // `sys::map_arena` (private, anonymous, read-write), and its spans are
+    // free and in flight: no object lives in them (INV-SWEEP: a span is
+    // freed only when none of its slots is marked, and their `Drop`s have
+    // run), no thread cache holds them (INV-CACHE), and the allocator cannot
+    // hand them out until they are put back. The spans' metadata lives in
+    // the metadata spans, outside the range.
+    // SAFETY: (above) nothing reads or writes these bytes meanwhile, and
+    // none depends on their contents: later reads just see zero pages.
     unsafe { libc::madvise(start as *mut libc::c_void, len, libc::MADV_DONTNEED) == 0 }
 }
 

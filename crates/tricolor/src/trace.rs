@@ -91,10 +91,10 @@ impl Tracer {
                 }
             }
             Mode::Seal => {
+                // A plain access lets the compiler fold it into the value's
+                // initialising store.
                 // SAFETY: seal mode runs only in `init_object`, on an object
-                // not yet published to any other thread or to the collector,
-                // so this plain access races with nothing. Being plain lets
-                // the compiler fold it into the value's initialising store.
+                // not yet published to any thread or the collector: no race.
                 unsafe { *slot.as_ptr() &= !UNSEALED };
             }
             Mode::SealShade => {
