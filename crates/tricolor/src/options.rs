@@ -74,45 +74,54 @@ pub(crate) fn parse_gc_percent(s: &str) -> Result<i32, String> {
         .map_err(|_| format!("expected a whole number of percent (e.g. 100) or `off`, got {s:?}"))
 }
 
+/// Reads option `name` from the environment: parses and applies it, or
+/// reports a bad value on stderr, saying what stays in force (`keeping`).
+fn from_env<T>(
+    name: &str,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+    apply: impl FnOnce(T),
+    keeping: &str,
+) {
+    let Some(v) = std::env::var_os(name) else {
+        return;
+    };
+    match v
+        .to_str()
+        .ok_or_else(|| "not valid UTF-8".to_string())
+        .and_then(parse)
+    {
+        Ok(x) => apply(x),
+        Err(e) => eprintln!("tricolor: ignoring {name}: {e}{keeping}"),
+    }
+}
+
 /// Reads the environment once.
 pub(crate) fn init() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let _ = crate::stats::START.set(std::time::Instant::now());
-        if let Some(v) = std::env::var_os("TRICOLOR_GC") {
-            match v
-                .to_str()
-                .ok_or_else(|| "not valid UTF-8".to_string())
-                .and_then(parse_gc_percent)
-            {
-                Ok(p) => {
-                    crate::pacer::set_gc_percent(p);
-                }
-                Err(e) => eprintln!("tricolor: ignoring TRICOLOR_GC: {e}; using the default (100)"),
-            }
-        }
-        if let Some(v) = std::env::var_os("TRICOLOR_MEMLIMIT") {
-            match v
-                .to_str()
-                .ok_or_else(|| "not valid UTF-8".to_string())
-                .and_then(crate::pacer::parse_memory_limit)
-            {
-                Ok(l) => {
-                    crate::pacer::set_memory_limit(l);
-                }
-                Err(e) => eprintln!("tricolor: ignoring TRICOLOR_MEMLIMIT: {e}; no limit"),
-            }
-        }
-        if let Some(v) = std::env::var_os("TRICOLOR_DEBUG") {
-            match v
-                .to_str()
-                .ok_or_else(|| "not valid UTF-8".to_string())
-                .and_then(parse_debug)
-            {
-                Ok(t) => GCTRACE.store(t, Relaxed),
-                Err(e) => eprintln!("tricolor: ignoring TRICOLOR_DEBUG: {e}"),
-            }
-        }
+        from_env(
+            "TRICOLOR_GC",
+            parse_gc_percent,
+            |p| {
+                crate::pacer::set_gc_percent(p);
+            },
+            "; using the default (100)",
+        );
+        from_env(
+            "TRICOLOR_MEMLIMIT",
+            crate::pacer::parse_memory_limit,
+            |l| {
+                crate::pacer::set_memory_limit(l);
+            },
+            "; no limit",
+        );
+        from_env(
+            "TRICOLOR_DEBUG",
+            parse_debug,
+            |t| GCTRACE.store(t, Relaxed),
+            "",
+        );
     });
 }
 
