@@ -341,6 +341,9 @@ fn cycle(reason: Reason) {
         }
     }
     drain_all(&mut tracer);
+    if crate::options::gccheckmark() {
+        checkmark();
+    }
     FLAGS.fetch_and(!(MARKING | BLACK), std::sync::atomic::Ordering::SeqCst);
     *stack = std::mem::take(&mut tracer.stack);
 
@@ -504,10 +507,58 @@ fn drop_object(slot: usize) {
     }
 }
 
-/// Marked state of the object at value pointer `v` (for tests).
-#[cfg(test)]
+/// The checkmark (Go's `gccheckmark`, `TRICOLOR_DEBUG=gccheckmark=1`):
+/// with the world stopped after the final drain, walk everything reachable
+/// from the roots again (a separate visited set, no mark bits touched) and
+/// return the first reachable object the concurrent mark left unmarked.
+/// Every thread is unpinned then, so roots and edges are all there is.
+fn checkmark_find_unmarked() -> Option<usize> {
+    let mut roots = Vec::new();
+    crate::root::for_each_root(|v| roots.push(v));
+    checkmark_find_unmarked_from(roots)
+}
+
+/// The checkmark walk from the given objects. The caller keeps them and
+/// everything they reach allocated (the world stopped, or a guard held).
+pub(crate) fn checkmark_find_unmarked_from(roots: Vec<usize>) -> Option<usize> {
+    let mut seen = std::collections::HashSet::new();
+    let mut t = Tracer::new(Mode::Check);
+    t.stack = roots;
+    while let Some(v) = t.stack.pop() {
+        if !seen.insert(v) {
+            continue;
+        }
+        if !is_marked(v) {
+            return Some(v);
+        }
+        // SAFETY: `v` is reachable, hence allocated (INV-HEAPPTR).
+        if !unsafe { meta_of(v) }.noscan() {
+            // SAFETY: as above; its header was written at allocation.
+            let info = unsafe { header(v) };
+            // SAFETY: `v` is a live object of the type `info` describes.
+            unsafe { (info.trace)(v as *const u8, &mut t) };
+        }
+    }
+    None
+}
+
+/// Runs the checkmark and aborts the process on a miss: freeing a reachable
+/// object would be undefined behaviour, so nothing may continue.
+fn checkmark() {
+    if let Some(v) = checkmark_find_unmarked() {
+        // SAFETY: `v` is reachable, hence allocated (INV-HEAPPTR).
+        let name = (unsafe { header(v) }.name)();
+        eprintln!(
+            "tricolor: gccheckmark: the object at {v:#x} (a `{name}`) is reachable from a root \
+             but the concurrent mark did not mark it; aborting before the sweep frees it"
+        );
+        std::process::abort();
+    }
+}
+
+/// Marked state of the object at value pointer `v`.
 pub(crate) fn is_marked(v: usize) -> bool {
-    // SAFETY: test helper on live objects.
+    // SAFETY: callers pass value pointers of allocated objects (INV-HEAPPTR).
     let m = unsafe { meta_of(v) };
     let i = slot_index(m, v);
     m.mark_bits[i >> 6].load(Relaxed) & (1 << (i & 63)) != 0

@@ -34,7 +34,7 @@ pub const OPTIONS: &[OptionSpec] = &[
     OptionSpec {
         env: "TRICOLOR_DEBUG",
         default: "",
-        doc: "GODEBUG-style comma-separated settings: `gctrace=1` prints one line per cycle on stderr",
+        doc: "GODEBUG-style comma-separated settings: `gctrace=1` prints one line per cycle on stderr; `gccheckmark=1` re-marks the heap at the end of every cycle, with the world stopped, and aborts with a message if the concurrent mark missed a reachable object",
     },
 ];
 
@@ -45,22 +45,43 @@ pub(crate) fn gctrace() -> bool {
     GCTRACE.load(Relaxed)
 }
 
-/// Parses `TRICOLOR_DEBUG`: returns gctrace.
-pub(crate) fn parse_debug(s: &str) -> Result<bool, String> {
-    let mut gctrace = false;
+/// `TRICOLOR_DEBUG` settings.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Debug {
+    /// `gctrace=1`: one line per cycle on stderr.
+    pub gctrace: bool,
+    /// `gccheckmark=1`: verify each concurrent mark (Go's checkmark mode).
+    pub gccheckmark: bool,
+}
+
+static GCCHECKMARK: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether `TRICOLOR_DEBUG=gccheckmark=1` is set.
+pub(crate) fn gccheckmark() -> bool {
+    GCCHECKMARK.load(Relaxed)
+}
+
+/// Parses `TRICOLOR_DEBUG` (comma-separated `name=0|1` settings).
+pub(crate) fn parse_debug(s: &str) -> Result<Debug, String> {
+    let mut d = Debug::default();
     for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-        match item.split_once('=') {
-            Some(("gctrace", v)) => {
-                gctrace = match v {
-                    "0" => false,
-                    "1" => true,
-                    _ => return Err(format!("gctrace takes 0 or 1, got {v:?}")),
-                }
+        let (name, v) = item.split_once('=').unwrap_or((item, ""));
+        let field = match name {
+            "gctrace" => &mut d.gctrace,
+            "gccheckmark" => &mut d.gccheckmark,
+            _ => {
+                return Err(format!(
+                    "unknown setting {item:?} (known: gctrace=0|1, gccheckmark=0|1)"
+                ))
             }
-            _ => return Err(format!("unknown setting {item:?} (known: gctrace=0|1)")),
-        }
+        };
+        *field = match v {
+            "0" => false,
+            "1" => true,
+            _ => return Err(format!("{name} takes 0 or 1, got {v:?}")),
+        };
     }
-    Ok(gctrace)
+    Ok(d)
 }
 
 /// Parses a GOGC value: a whole number (negative = off) or `off`.
@@ -119,7 +140,10 @@ pub(crate) fn init() {
         from_env(
             "TRICOLOR_DEBUG",
             parse_debug,
-            |t| GCTRACE.store(t, Relaxed),
+            |d| {
+                GCTRACE.store(d.gctrace, Relaxed);
+                GCCHECKMARK.store(d.gccheckmark, Relaxed);
+            },
             "",
         );
     });
@@ -142,9 +166,17 @@ mod tests {
 
     #[test]
     fn debug_values() {
-        assert_eq!(parse_debug("gctrace=1"), Ok(true));
-        assert_eq!(parse_debug("gctrace=0,"), Ok(false));
+        let on = |gctrace, gccheckmark| {
+            Ok(Debug {
+                gctrace,
+                gccheckmark,
+            })
+        };
+        assert_eq!(parse_debug("gctrace=1"), on(true, false));
+        assert_eq!(parse_debug("gctrace=0,"), on(false, false));
+        assert_eq!(parse_debug("gccheckmark=1, gctrace=1"), on(true, true));
         assert!(parse_debug("gctrace=2").is_err());
+        assert!(parse_debug("gccheckmark").is_err());
         assert!(parse_debug("bogus=1").unwrap_err().contains("bogus"));
     }
 }

@@ -125,12 +125,17 @@ fn release(slot: NonNull<RootSlot>) {
 
 /// Marks every rooted object (concurrently with mutators: see the root barrier).
 pub(crate) fn mark_roots(t: &mut Tracer) {
+    for_each_root(|v| crate::collector::mark(t, v));
+}
+
+/// Calls `f` on every rooted object (value pointer).
+pub(crate) fn for_each_root(mut f: impl FnMut(usize)) {
     let p = lock_pool();
     for chunk in &p.chunks {
         for s in chunk.iter() {
             let v = s.obj.load(Acquire);
             if v != 0 {
-                crate::collector::mark(t, v);
+                f(v);
             }
         }
     }

@@ -254,13 +254,31 @@ fn lock<T>(m: &'static Mutex<T>) -> MutexGuard<'static, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Locks the registry for a thread registering or exiting. The collector
+/// holds the lock while it stops the world; a thread waiting for it counts
+/// as blocked by the stop (see `try_stop_the_world`), so that a pinned
+/// thread joining it cannot deadlock with the collector.
+fn lock_registry() -> MutexGuard<'static, Vec<Arc<ThreadState>>> {
+    if let Ok(g) = THREADS.try_lock() {
+        return g;
+    }
+    {
+        let _p = lock(&PARK);
+        BLOCKED.fetch_add(1, SeqCst);
+        COLLECTOR_WAIT.notify_all();
+    }
+    let g = lock(&THREADS);
+    BLOCKED.fetch_sub(1, SeqCst);
+    g
+}
+
 fn notify_collector() {
     let _g = lock(&PARK);
     COLLECTOR_WAIT.notify_all();
 }
 
 fn unregister(ts: &Arc<ThreadState>) {
-    let mut threads = lock(&THREADS);
+    let mut threads = lock_registry();
     ts.flush_gray();
     // SAFETY: the owner is exiting and not pinned; it holds THREADS, so the
     // world is not stopped and the collector does not touch its cache.
@@ -291,7 +309,7 @@ fn register() -> *const ThreadState {
     if !ok {
         return std::ptr::null();
     }
-    lock(&THREADS).push(ts.clone());
+    lock_registry().push(ts.clone());
     let p = Arc::as_ptr(&ts);
     CURRENT.with(|c| c.set(p));
     p
@@ -439,7 +457,7 @@ impl Guard {
             collector_reentry();
         }
         let ts = Arc::new(ThreadState::new());
-        lock(&THREADS).push(ts.clone());
+        lock_registry().push(ts.clone());
         ts.pin_outer();
         ts.depth.set(1);
         Guard {

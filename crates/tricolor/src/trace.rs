@@ -65,6 +65,8 @@ pub(crate) enum Mode {
     /// Allocation while marking: seal, and collect each target in `stack`
     /// so that the allocator can shade it (INV-BLACK).
     SealShade,
+    /// Checkmark: collect every target in `stack`, marking nothing.
+    Check,
 }
 
 /// Tag bit of a `Member` slot that is not (yet) inside a managed object.
@@ -96,6 +98,12 @@ impl Tracer {
                 // SAFETY: seal mode runs only in `init_object`, on an object
                 // not yet published to any thread or the collector: no race.
                 unsafe { *slot.as_ptr() &= !UNSEALED };
+            }
+            Mode::Check => {
+                let v = slot.load(Acquire) & !UNSEALED;
+                if v != 0 {
+                    self.stack.push(v);
+                }
             }
             Mode::SealShade => {
                 // SAFETY: as for Seal.
