@@ -1,29 +1,13 @@
 //! `tricolor run churn`: the JSON report, the human lines, and the entry
 //! graph builder.
 
-use std::process::{Command, Output};
+mod common;
+
+use common::{stderr, stdout, tricolor};
 
 use serde_json::Value;
 use tricolor::Gc;
 use tricolor_cli::workloads::churn::{self, ChurnParams};
-
-fn tricolor(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tricolor"))
-        .args(args)
-        .env_remove("TRICOLOR_GC")
-        .env_remove("TRICOLOR_MEMLIMIT")
-        .env_remove("TRICOLOR_DEBUG")
-        .output()
-        .expect("the tricolor binary runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8(o.stdout.clone()).expect("UTF-8 stdout")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8(o.stderr.clone()).expect("UTF-8 stderr")
-}
 
 fn summary_keys(v: &Value, name: &str) -> (u64, u64, u64, u64) {
     let s = &v[name];

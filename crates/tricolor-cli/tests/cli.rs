@@ -1,28 +1,12 @@
 //! The `tricolor` binary: output, `--json`, `--stats`, `--list`, errors.
 
-use std::process::{Command, Output};
+mod common;
+
+use common::{stderr, stdout, tricolor};
+use std::process::Output;
 
 use serde_json::Value;
 use tricolor_cli::workloads::binary_trees;
-
-fn tricolor(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tricolor"))
-        .args(args)
-        // The defaults, whatever the calling environment says.
-        .env_remove("TRICOLOR_GC")
-        .env_remove("TRICOLOR_MEMLIMIT")
-        .env_remove("TRICOLOR_DEBUG")
-        .output()
-        .expect("the tricolor binary runs")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8(o.stdout.clone()).expect("UTF-8 stdout")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8(o.stderr.clone()).expect("UTF-8 stderr")
-}
 
 fn last_line_json(o: &Output) -> Value {
     let out = stdout(o);
