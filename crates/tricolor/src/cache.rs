@@ -9,12 +9,14 @@
 //!    `trailing_zeros` and `bits &= bits - 1`. No atomics, nothing shared.
 //! 2. Slow path (at most once per 64 slots): commit the exhausted word into
 //!    the span's `alloc_bits` and statistics, load the next word with free
-//!    slots; when the span is exhausted, take a swept partial span from the
-//!    central list of the class, or a fresh span from the page heap. Taking a
+//!    slots; when the span is exhausted, file it as full and take a swept
+//!    partial span of the class, or sweep unswept ones until one has room
+//!    (`sweep.rs`), or take a fresh span from the page heap. Taking a
 //!    span counts all its free bytes as live for pacing (Go does the same),
 //!    and sets `GC_PENDING` when the heap goal is reached.
-//! 3. Flush (at a stop of the world, or when the thread exits): commit the
-//!    partial word, and (at exit) return the span to its central list.
+//! 3. Release (at each cycle's stop, and when the thread exits): commit the
+//!    partial word and give every span back to its span set, so that no
+//!    cache holds a span when a new sweep generation starts.
 //!
 //! Invariants: a span is held by at most one cache (INV-CACHE); words before
 //! `word` are committed; the bits of word `word` taken so far are
@@ -25,7 +27,7 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 
-use crate::heap::{self, PageError, SpanMeta, CENTRAL};
+use crate::heap::{self, PageError, SpanMeta};
 use crate::pacer;
 use crate::sizeclass::{NUM_SPAN_CLASSES, SPAN_BYTES};
 use crate::stats::COUNTERS;
@@ -123,7 +125,8 @@ impl ThreadCache {
             if advance(c, m, c.word + 1) {
                 return Ok(take(c));
             }
-            // Exhausted: the span is full; the sweeper finds it by walking arenas.
+            // Exhausted: the span is full.
+            crate::sweep::release(sc, m, false);
             *c = EMPTY;
         }
         loop {
@@ -139,10 +142,10 @@ impl ThreadCache {
         }
     }
 
-    /// Commits the partial words of every held span; with `release`, gives
-    /// the spans back to their central lists (the thread is exiting) and
+    /// Commits the partial word of every held span and gives the spans back
+    /// to their span sets (at each cycle's stop, and when the thread exits);
     /// returns their unused bytes to the pacer.
-    pub(crate) fn flush(&mut self, release: bool) {
+    pub(crate) fn release(&mut self) {
         for (sc, c) in self.classes.iter_mut().enumerate() {
             if c.span.is_null() {
                 continue;
@@ -150,16 +153,9 @@ impl ThreadCache {
             // SAFETY: held span (INV-CACHE).
             let m = unsafe { &*c.span };
             commit(c, m);
-            if release {
-                let free = m.nelems.load(Relaxed) as usize - m.allocated();
-                pacer::unaccount((free * c.size) as u64);
-                if free > 0 {
-                    CENTRAL[sc]
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push(m as *const _ as usize);
-                }
-            }
+            let free = m.nelems.load(Relaxed) as usize - m.allocated();
+            pacer::unaccount((free * c.size) as u64);
+            crate::sweep::release(sc, m, free > 0);
             *c = EMPTY;
         }
     }
@@ -203,13 +199,11 @@ fn advance(c: &mut ClassCache, m: &SpanMeta, from: usize) -> bool {
     false
 }
 
-/// A span for class `sc`: a swept partial one, or a fresh one.
+/// A span for class `sc`: a swept partial one, one this thread sweeps, or a
+/// fresh one. Popping a span from a set makes this cache its owner (INV-CACHE).
 fn refill(sc: usize) -> Result<&'static SpanMeta, AllocError> {
-    let popped = CENTRAL[sc].lock().unwrap_or_else(|e| e.into_inner()).pop();
-    let m: &'static SpanMeta = match popped {
-        // SAFETY: central lists hold metadata pointers of in-use spans that no
-        // cache holds; popping transfers ownership to this cache (INV-CACHE).
-        Some(p) => unsafe { &*(p as *const SpanMeta) },
+    let m = match crate::sweep::take_partial(sc).or_else(|| crate::sweep::sweep_for_alloc(sc)) {
+        Some(m) => m,
         None => heap::new_small_span(sc).map_err(|e| AllocError::from_page(e, 0))?,
     };
     let free = m.nelems.load(Relaxed) as usize - m.allocated();
@@ -221,6 +215,7 @@ fn refill(sc: usize) -> Result<&'static SpanMeta, AllocError> {
 #[cold]
 pub(crate) fn alloc_large(bytes: usize, noscan: bool) -> Result<usize, AllocError> {
     let m = heap::new_large_span(bytes, noscan).map_err(|e| AllocError::from_page(e, bytes))?;
+    crate::sweep::add_large(m);
     COUNTERS.mallocs.fetch_add(1, Relaxed);
     COUNTERS.alloc_bytes.fetch_add(bytes as u64, Relaxed);
     pacer::account(bytes as u64);

@@ -1,46 +1,50 @@
-//! The collector: a concurrent mark, then a short stop of the world that
-//! finishes marking and sweeps.
+//! The collector: concurrent marking, termination by handshake rounds, one
+//! stop of a few microseconds, concurrent sweeping.
 //!
 //! A background thread (`tricolor-gc`, started on first use) runs cycles
 //! when the heap reaches its goal (an allocating thread wakes it) or when
-//! `gc()` asks. A cycle, in steps (DESIGN.md section 4):
+//! `gc()` asks. A cycle, in steps (DESIGN.md section 4; the argument for
+//! each step is in docs/design/core-api.md, "The collector as built"):
 //! 1. Arm: set `MARKING` (barriers shade), then handshake: every thread
 //!    passes a quiescent point, so none can still be running a store that
 //!    read "barrier off", and none holds a pointer it loaded before the arm.
-//!    Allocation stays white (see `cycle` for why that is sound while the
-//!    cycle ends with a stop; `BLACK` is ready for handshake termination).
+//!    Then set `BLACK`: new objects are born marked (INV-BLACK).
 //! 2. Roots: mark every root slot, while mutators run (roots created or
 //!    dropped meanwhile are shaded by the root barrier).
 //! 3. Drain the grey stack (an explicit work list with a prefetch FIFO,
 //!    never recursion), taking in the grey buffers that mutators publish at
 //!    quiescent points.
-//! 4. Terminate and sweep, with the world stopped (a stop that cannot
-//!    complete within a bounded wait is undone and retried after a
-//!    handshake, so a pinned thread waiting for another never deadlocks
-//!    the two): no thread is pinned, so
-//!    every grey buffer has been published; drain what is left (usually
-//!    little), disarm, flush thread caches, sweep every span (INV-SWEEP:
-//!    only unmarked objects are freed; `Drop`s run, panics are caught and
-//!    reported), pace the next cycle, restart the world.
+//! 4. Terminate ([`terminate`]): handshake rounds until one is clean (no
+//!    thread shaded anything that needs scanning, nothing was published).
+//! 5. Stop the world for a few microseconds: release the thread caches,
+//!    disarm, start a new sweep generation, restart. (A stop that cannot
+//!    complete within a bounded wait is undone and retried, so a pinned
+//!    thread waiting for another never deadlocks the two.)
+//! 6. Sweep ([`crate::sweep`]), concurrently with mutators that sweep too
+//!    when they need a span; `Drop`s of dead values run here, on this
+//!    thread (INV-SWEEP: only unmarked objects are freed; panics are caught
+//!    and reported). Then pace the next cycle.
 //!
 //! Marking sets bits with `fetch_or` (mutators shade concurrently); an
 //! object is pushed by whoever set its bit, so it is scanned once.
-//! While user `Drop` code runs (step 4), the collector thread's
+//! While user `Drop` code runs (step 6), the collector thread's
 //! `IN_COLLECTOR` flag makes any use of the heap panic with a clear message
 //! (INV-NODROP: a `Drop` cannot get a guard, so it cannot read an edge).
 //!
 //! Shared state: `GRAY` (mutex: mutators append at quiescent points, the
-//! collector takes); `CONTROL` (mutex + condvar: cycle requests and
-//! completions, for `gc()` and the worker).
+//! collector takes); each thread's `dirty` flag (the thread sets it, SeqCst,
+//! when it shades; the collector clears and reads it around a round);
+//! `CONTROL` (mutex + condvar: cycle requests and completions, for `gc()`
+//! and the worker).
 
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::{Condvar, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use crate::heap::{self, kind, meta_of, slot_index, SpanMeta, CENTRAL};
-use crate::object::{header, TypeInfo};
+use crate::heap::{self, meta_of, slot_index};
+use crate::object::header;
 use crate::pacer;
-use crate::stats::{COUNTERS, CYCLES};
+use crate::stats::CYCLES;
 use crate::thread::{self, ThreadState, BLACK, FLAGS, IN_COLLECTOR, MARKING, THREADS};
 use crate::trace::{Mode, Tracer};
 use crate::Guard;
@@ -283,6 +287,8 @@ fn cycle(reason: Reason) {
         pacer::GC_PENDING.store(false, Relaxed);
         return;
     }
+    // The previous cycle swept every span before it returned (`sweep::finish`):
+    // every mark bit is clear.
     let start = Instant::now();
     let before = pacer::HEAP_LIVE.load(Relaxed);
     pacer::cycle_start(before);
@@ -293,62 +299,71 @@ fn cycle(reason: Reason) {
     // taken before would miss a thread registering in between, whose
     // in-flight unbarriered store the handshake must wait out (found by the
     // loom model `registration_snapshot_after_arm_is_safe`).
-    FLAGS.fetch_or(MARKING, std::sync::atomic::Ordering::SeqCst);
+    FLAGS.fetch_or(MARKING, SeqCst);
     thread::handshake(&snapshot());
-    // Allocation stays white: this cycle ends with every thread unpinned
-    // (step 4), so an object allocated during marking is either stored
-    // (shaded by the barrier, or reached through the object it was stored
-    // in) or held only in locals its thread has dropped by then. Black
-    // allocation (`BLACK`, INV-BLACK) is needed once termination is a
-    // handshake instead of a stop; it also keeps floating garbage out.
+    // Allocation turns black only now: before the handshake, a thread still
+    // pinned with barriers off could store a white object into a black new
+    // one, which no scan would ever look at (INV-BLACK).
+    FLAGS.fetch_or(BLACK, SeqCst);
 
-    // 2-3. Roots and concurrent drain.
+    // 2-3. Roots, concurrent drain, termination by handshake rounds.
     let mut tracer = Tracer::new(Mode::Mark);
     tracer.stack = std::mem::take(&mut *stack);
     crate::root::mark_roots(&mut tracer);
-    drain_all(&mut tracer);
+    terminate(&mut tracer);
     let mark_end = Instant::now();
 
-    // 4. Terminate and sweep with the world stopped. A stop that does not
-    // complete in time is undone and retried after a handshake, with
-    // growing patience: a pinned thread may be waiting (join, channel) for a
-    // thread that is blocked by the stop in `pin`, and no stop could ever
-    // complete then. The handshake lets both go on until the pinned thread
-    // passes a quiescent point, without blocking anyone.
+    // 4. The stop: no marking work is left (a clean termination round
+    // proved it); release the thread caches, disarm, start a new sweep
+    // generation. A stop that does not complete in time is undone and
+    // retried after another termination, with growing patience: a pinned
+    // thread may be waiting (join, channel) for a thread that is blocked by
+    // the stop in `pin`, and no stop could ever complete then.
     let mut patience = std::time::Duration::from_millis(2);
+    let mut given_up_ns = 0u64;
     let (threads, stw) = loop {
         let threads = THREADS.lock().unwrap_or_else(|e| e.into_inner());
+        // The pause starts with the request: from now on a thread that pins waits.
+        let requested = Instant::now();
         if thread::try_stop_the_world(&threads, patience) {
-            // The pause is the time the world stays stopped. Waiting for
-            // threads to reach a quiescent point blocks only threads that
-            // try to pin meanwhile (for at most `patience` per attempt while
-            // other threads stay pinned).
-            break (threads, Instant::now());
+            break (threads, requested);
         }
         thread::start_the_world();
+        given_up_ns += requested.elapsed().as_nanos() as u64;
         drop(threads);
-        thread::handshake(&snapshot());
-        drain_all(&mut tracer);
+        terminate(&mut tracer);
         patience = (patience * 2).min(std::time::Duration::from_millis(64));
     };
-    IN_COLLECTOR.with(|c| c.set(true));
     for t in threads.iter() {
-        // SAFETY: the world is stopped: no mutator touches its cache or
-        // grey buffer.
-        unsafe {
-            t.take_gray(&mut tracer.stack);
-            t.flush(false);
-        }
+        // SAFETY: the world is stopped: no mutator touches its grey buffer.
+        unsafe { t.take_gray(&mut tracer.stack) };
     }
+    // Empty after a clean round (docs/design/core-api.md, "Termination");
+    // drained anyway rather than trusted in release builds.
+    debug_assert!(tracer.stack.is_empty(), "grey work left at the stop");
     drain_all(&mut tracer);
     if crate::options::gccheckmark() {
         checkmark();
     }
-    FLAGS.fetch_and(!(MARKING | BLACK), std::sync::atomic::Ordering::SeqCst);
+    for t in threads.iter() {
+        // SAFETY: the world is stopped: no mutator touches its cache.
+        unsafe { t.release_cache() };
+    }
+    FLAGS.fetch_and(!(MARKING | BLACK), SeqCst);
+    crate::sweep::new_generation();
+    let peak = pacer::HEAP_LIVE.load(Relaxed);
+    let pause = stw.elapsed().as_nanos() as u64;
+    thread::start_the_world();
+    drop(threads);
     *stack = std::mem::take(&mut tracer.stack);
 
-    let peak = pacer::HEAP_LIVE.load(Relaxed);
-    let live = sweep();
+    let restarted = Instant::now();
+
+    // 5. Sweep, concurrently with the mutators (which sweep too, when they
+    // need a span). `Drop`s of dead values run here.
+    IN_COLLECTOR.with(|c| c.set(true));
+    let live = crate::sweep::finish();
+    IN_COLLECTOR.with(|c| c.set(false));
     let (sys, idle) = heap::page_stats();
     pacer::cycle_end(pacer::Measured {
         marked: live,
@@ -360,38 +375,35 @@ fn cycle(reason: Reason) {
         forced: reason == Reason::Forced,
     });
 
-    let pause = stw.elapsed().as_nanos() as u64;
     let end = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0);
-    {
+    let n = {
         let mut c = CYCLES.lock().unwrap_or_else(|e| e.into_inner());
         let i = c.num_gc as usize % 256;
         c.pause_ns[i] = pause;
         c.pause_end[i] = end;
-        c.pause_total_ns += pause;
+        c.pause_total_ns += pause + given_up_ns;
         c.gc_cpu_ns += start.elapsed().as_nanos() as u64;
         c.num_gc += 1;
         if reason == Reason::Forced {
             c.num_forced_gc += 1;
         }
         c.last_gc = end;
-    }
-    thread::start_the_world();
-    IN_COLLECTOR.with(|c| c.set(false));
-    drop(threads);
+        c.num_gc
+    };
     crate::scavenger::wake();
     if crate::options::gctrace() {
-        let n = CYCLES.lock().unwrap_or_else(|e| e.into_inner()).num_gc;
         eprintln!(
-            "gc {n} @{:.3}s: {:.3} ms concurrent mark, {:.3} ms stw, {}->{} MB, {} MB goal{}",
+            "gc {n} @{:.3}s: {:.3} ms concurrent mark, {:.3} ms stw, {:.3} ms sweep, {}->{} MB, {} MB goal{}",
             crate::stats::START
                 .get()
                 .map(|s| s.elapsed().as_secs_f64())
                 .unwrap_or(0.0),
             (mark_end - start).as_secs_f64() * 1e3,
             pause as f64 / 1e6,
+            restarted.elapsed().as_secs_f64() * 1e3,
             before >> 20,
             live >> 20,
             pacer::NEXT_GC.load(Relaxed) >> 20,
@@ -404,6 +416,29 @@ fn cycle(reason: Reason) {
     }
 }
 
+/// Ends marking without stopping anyone: drains, then runs handshake
+/// rounds until one is clean, i.e. in a whole round no thread shaded an
+/// object that must be scanned (its `dirty` flag stayed clear) and no grey
+/// work was published. Then the heap is closed: every object reachable from
+/// a root is marked and scanned, no thread holds a white object, and none
+/// can obtain one (see docs/design/core-api.md, "Termination", for the
+/// argument; the loom models check it).
+fn terminate(t: &mut Tracer) {
+    loop {
+        drain_all(t);
+        let threads = snapshot();
+        for th in &threads {
+            th.dirty.store(false, SeqCst);
+        }
+        thread::handshake(&threads);
+        let clean = GRAY.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
+            && !threads.iter().any(|th| th.dirty.load(SeqCst));
+        if clean {
+            return;
+        }
+    }
+}
+
 fn warn_leaked_guard() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
@@ -413,98 +448,6 @@ fn warn_leaked_guard() {
              from now on"
         )
     });
-}
-
-/// Sweeps every in-use span; returns the live bytes.
-fn sweep() -> u64 {
-    for c in CENTRAL.iter() {
-        c.lock().unwrap_or_else(|e| e.into_inner()).clear();
-    }
-    let mut live_bytes = 0u64;
-    let (mut freed, mut freed_bytes) = (0u64, 0u64);
-    heap::for_each_span(|m| {
-        let (live, dead, size) = if m.kind.load(Relaxed) == kind::SMALL {
-            sweep_small(m)
-        } else {
-            sweep_large(m)
-        };
-        live_bytes += live * size;
-        freed += dead;
-        freed_bytes += dead * size;
-    });
-    COUNTERS.frees.fetch_add(freed, Relaxed);
-    COUNTERS.freed_bytes.fetch_add(freed_bytes, Relaxed);
-    live_bytes
-}
-
-/// Sweeps one small span: (live objects, freed objects, slot size).
-fn sweep_small(m: &'static SpanMeta) -> (u64, u64, u64) {
-    let size = m.elem_size.load(Relaxed) as usize;
-    let start = m.start();
-    let drops = m.has_drop.load(Relaxed);
-    let (mut live, mut dead_n) = (0u64, 0u64);
-    for w in 0..m.nwords() {
-        let alloc = m.alloc_bits[w].load(Relaxed);
-        let mark = m.mark_bits[w].load(Relaxed);
-        let mut dead = alloc & !mark;
-        dead_n += dead.count_ones() as u64;
-        live += mark.count_ones() as u64;
-        if drops {
-            while dead != 0 {
-                let i = w * 64 + dead.trailing_zeros() as usize;
-                dead &= dead - 1;
-                drop_object(start + i * size);
-            }
-        }
-        m.alloc_bits[w].store(mark, Relaxed);
-        m.mark_bits[w].store(0, Relaxed);
-    }
-    let nelems = m.nelems.load(Relaxed) as u64;
-    if live == 0 {
-        heap::free_span(m);
-    } else if live < nelems {
-        let sc = m.spanclass.load(Relaxed) as usize;
-        CENTRAL[sc]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(m as *const _ as usize);
-    }
-    (live, dead_n, size as u64)
-}
-
-/// Sweeps one large object's span: (live, freed, bytes).
-fn sweep_large(m: &'static SpanMeta) -> (u64, u64, u64) {
-    let size = m.elem_size.load(Relaxed) as u64;
-    if m.mark_bits[0].load(Relaxed) & 1 != 0 {
-        m.mark_bits[0].store(0, Relaxed);
-        return (1, 0, size);
-    }
-    if m.has_drop.load(Relaxed) {
-        drop_object(m.start());
-    }
-    heap::free_span(m);
-    (0, 1, size)
-}
-
-/// Runs the `Drop` of the dead object in the slot at `slot`, if its type has one.
-fn drop_object(slot: usize) {
-    // SAFETY: `slot` is an allocated, unmarked slot: its first word is the
-    // object's TypeInfo (written at allocation), and nothing can reach the
-    // object any more (INV-SWEEP), so dropping it once here is sound.
-    let info: &'static TypeInfo = unsafe { *(slot as *const &'static TypeInfo) };
-    if let Some(d) = info.drop {
-        let v = slot + info.value_offset;
-        // SAFETY: as above; the value is dropped exactly once, then its slot
-        // is freed.
-        let r = std::panic::catch_unwind(|| unsafe { d(v as *mut u8) });
-        if r.is_err() {
-            eprintln!(
-                "tricolor: the Drop of a collected `{}` panicked; the panic was caught and the \
-                 object freed",
-                (info.name)()
-            );
-        }
-    }
 }
 
 /// The checkmark (Go's `gccheckmark`, `TRICOLOR_DEBUG=gccheckmark=1`):

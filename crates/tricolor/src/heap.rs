@@ -22,11 +22,14 @@
 //!   only under the page-heap lock while the span is not reachable by any
 //!   other thread (being handed out or freed), then read freely.
 //! - `alloc_bits` are written by the thread cache that holds the span (it
-//!   holds it exclusively), and by the collector while the world is stopped.
-//! - `mark_bits` are written by the collector (marking) and the sweeper, both
-//!   while the world is stopped in this first collector.
+//!   holds it exclusively), and by the sweeper that popped it from its
+//!   unswept set (also exclusively, `sweep.rs`).
+//! - `mark_bits` are set during marking by the collector and by mutators
+//!   (barriers, black allocation) with `fetch_or`, and cleared by the
+//!   sweeper; sweeping starts only after marking has ended (the cycle's
+//!   stop), and the next marking only after every span is swept.
 //! - `has_drop` is set by the holding thread cache when it allocates a value
-//!   that needs `Drop`, and cleared by the sweeper.
+//!   that needs `Drop`; a span handed out fresh starts without it.
 //! - Free spans keep both bitmaps zero (INV-SWEEP leaves `mark` zeroed, and
 //!   a span is zeroed when it is handed out).
 //!
@@ -44,9 +47,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
-use crate::sizeclass::{
-    div_magic, objects_per_span, CLASS_SIZES, NUM_SPAN_CLASSES, SPAN_BYTES, SPAN_SHIFT,
-};
+use crate::sizeclass::{div_magic, objects_per_span, CLASS_SIZES, SPAN_BYTES, SPAN_SHIFT};
 use crate::sys::{map_arena, ARENA_BYTES};
 
 /// Spans per arena.
@@ -209,10 +210,6 @@ pub(crate) struct PageFigures {
     /// Free spans a releaser could take now: available and not released.
     pub releasable: u64,
 }
-
-/// Partially free swept spans per span class, for thread caches to refill from.
-pub(crate) static CENTRAL: [Mutex<Vec<usize>>; NUM_SPAN_CLASSES] =
-    [const { Mutex::new(Vec::new()) }; NUM_SPAN_CLASSES];
 
 /// Error from the page heap.
 #[derive(Debug)]
@@ -525,23 +522,6 @@ pub(crate) fn free_span(m: &SpanMeta) {
             .store(kind::FREE, Relaxed);
     }
     PAGES.give_back(start, n);
-}
-
-/// Calls `f` on the metadata of every in-use span head (small or large),
-/// with the page-heap lock released. The caller must have stopped the world
-/// (no span changes kind meanwhile).
-pub(crate) fn for_each_span(mut f: impl FnMut(&'static SpanMeta)) {
-    let arenas: Vec<usize> = lock_pages().arenas().to_vec();
-    for arena in arenas {
-        for s in META_SPANS..SPANS_PER_ARENA {
-            // SAFETY: `arena` is mapped; span `s` is inside it.
-            let m = unsafe { meta_of(arena + s * SPAN_BYTES) };
-            let k = m.kind.load(Relaxed);
-            if k == kind::SMALL || k == kind::LARGE {
-                f(m);
-            }
-        }
-    }
 }
 
 /// Page-heap figures for statistics (`MemStats`).

@@ -60,6 +60,7 @@ mod pacer;
 mod pacer_model;
 mod scavenger;
 mod sizeclass;
+mod sweep;
 mod sys;
 
 pub use cache::AllocError;
@@ -69,7 +70,7 @@ pub use member::{Gc, Member};
 pub use options::{OptionSpec, OPTIONS};
 pub use root::Root;
 pub use scavenger::free_os_memory;
-pub use stats::{read_mem_stats, MemStats};
+pub use stats::{read_mem_stats, MemStats, BLOCKED_BUCKETS};
 pub use thread::{pin, Guard};
 pub use trace::{Trace, Tracer};
 /// `#[derive(Trace)]`: see the `tricolor-derive` crate.

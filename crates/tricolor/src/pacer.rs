@@ -11,15 +11,15 @@
 //!    collector thread.
 //! 2. The collector calls [`cycle_start`] when it arms, and [`cycle_end`]
 //!    with what it measured (marked and scanned bytes, mark time, memory
-//!    use) after the sweep; the model computes the next goal and trigger
+//!    use) once the background sweep is done; the model computes the next goal and trigger
 //!    (Go's runway-based trigger, between 70% and 95% of the way from the
 //!    marked heap to the goal), which are published.
 //! 3. `set_gc_percent` / `set_memory_limit` (and `TRICOLOR_GC` /
 //!    `TRICOLOR_MEMLIMIT`) change the model and republish.
 //!
 //! Shared state: `MODEL` (mutex; the collector at cycle start/end, setters);
-//! `HEAP_LIVE` (thread caches `fetch_add`, the collector resets it with the
-//! world stopped); `TRIGGER`, `NEXT_GC`, `GC_PERCENT`, `MEMORY_LIMIT`
+//! `HEAP_LIVE` (thread caches `fetch_add`, the collector subtracts what the
+//! cycle found dead at its end); `TRIGGER`, `NEXT_GC`, `GC_PERCENT`, `MEMORY_LIMIT`
 //! (written under `MODEL` by `publish`, read anywhere); `GC_PENDING` (set by
 //! whoever crosses the trigger, cleared by the collector).
 //!
@@ -117,9 +117,9 @@ pub(crate) fn cycle_start(heap_live: u64) {
 
 /// What the collector measured, at the end of a cycle.
 pub(crate) struct Measured {
-    /// Live bytes after the sweep.
+    /// Live bytes the sweep found (marked objects).
     pub marked: u64,
-    /// `HEAP_LIVE` when the world stopped (the cycle's peak).
+    /// `HEAP_LIVE` at the stop that ended marking (the cycle's peak).
     pub peak: u64,
     /// Bytes of objects scanned.
     pub scanned: u64,
@@ -131,9 +131,12 @@ pub(crate) struct Measured {
     pub forced: bool,
 }
 
-/// The collector finished a cycle (world stopped, sweep done).
+/// The collector finished a cycle (sweep done). Bytes counted since the
+/// stop (`peak`) stay counted: the heap is now the marked bytes plus them.
 pub(crate) fn cycle_end(x: Measured) {
-    HEAP_LIVE.store(x.marked, Relaxed);
+    let _ = HEAP_LIVE.fetch_update(Relaxed, Relaxed, |v| {
+        Some(v.saturating_sub(x.peak).saturating_add(x.marked))
+    });
     GC_PENDING.store(false, Relaxed);
     let mut m = model();
     m.end_cycle(&CycleReport {

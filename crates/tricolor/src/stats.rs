@@ -49,6 +49,41 @@ pub(crate) static CYCLES: Mutex<CycleStats> = Mutex::new(CycleStats {
     gc_cpu_ns: 0,
 });
 
+/// Buckets of `MemStats::blocked_hist`.
+pub const BLOCKED_BUCKETS: usize = 40;
+
+/// Intervals mutators spent blocked by the collector (log2 buckets of ns).
+pub(crate) struct Blocked {
+    hist: [AtomicU64; BLOCKED_BUCKETS],
+    total_ns: AtomicU64,
+}
+
+pub(crate) static BLOCKED: Blocked = Blocked::new();
+
+impl Blocked {
+    pub(crate) const fn new() -> Self {
+        Blocked {
+            hist: [const { AtomicU64::new(0) }; BLOCKED_BUCKETS],
+            total_ns: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn hist(&self) -> [u64; BLOCKED_BUCKETS] {
+        std::array::from_fn(|i| self.hist[i].load(Relaxed))
+    }
+
+    pub(crate) fn total_ns(&self) -> u64 {
+        self.total_ns.load(Relaxed)
+    }
+
+    /// Records that a mutator was blocked for `ns` nanoseconds.
+    pub(crate) fn record(&self, ns: u64) {
+        let b = (63 - ns.max(1).leading_zeros() as usize).min(BLOCKED_BUCKETS - 1);
+        self.hist[b].fetch_add(1, Relaxed);
+        self.total_ns.fetch_add(ns, Relaxed);
+    }
+}
+
 /// Process start, for `gc_cpu_fraction`.
 pub(crate) static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
 
@@ -79,7 +114,7 @@ impl JsonValue for f64 {
         }
     }
 }
-impl JsonValue for [u64; 256] {
+impl<const N: usize> JsonValue for [u64; N] {
     fn write_json(&self, out: &mut String) {
         out.push('[');
         for (i, v) in self.iter().enumerate() {
@@ -160,13 +195,26 @@ mem_stats! {
     next_gc: u64,
     /// End of the last cycle, in nanoseconds since the Unix epoch (0: none yet).
     last_gc: u64,
-    /// Cumulative nanoseconds of collector pauses.
+    /// Cumulative nanoseconds of collector pauses (see `pause_ns`),
+    /// including stops that were given up and retried.
     pause_total_ns: u64,
     /// Recent pause durations in nanoseconds, a ring: the most recent is at
-    /// `pause_ns[(num_gc + 255) % 256]`.
+    /// `pause_ns[(num_gc + 255) % 256]`. A cycle's pause runs from the
+    /// moment its stop of the world is requested (from then on, a thread
+    /// that pins waits) to the restart: an upper bound of the time any
+    /// thread was blocked by it. Marking and sweeping are concurrent.
     pause_ns: [u64; 256],
     /// End times of recent pauses (ns since the Unix epoch), same ring layout.
     pause_end: [u64; 256],
+    /// Histogram of the intervals mutator threads spent blocked by the
+    /// collector, as the threads measured them (a `pin`, a root operation
+    /// or a thread start or exit waiting for a stop of the world to end):
+    /// `blocked_hist[i]` counts intervals of `2^i` to `2^(i+1)` nanoseconds.
+    /// Marking, handshakes and sweeping block no thread.
+    blocked_hist: [u64; BLOCKED_BUCKETS],
+    /// Cumulative nanoseconds mutator threads spent blocked by the collector
+    /// (the sum of the intervals of `blocked_hist`).
+    blocked_total_ns: u64,
     /// Number of completed cycles.
     num_gc: u32,
     /// Number of cycles forced by `gc()`.
@@ -209,6 +257,8 @@ pub fn read_mem_stats() -> MemStats {
         pause_total_ns: c.pause_total_ns,
         pause_ns: c.pause_ns,
         pause_end: c.pause_end,
+        blocked_hist: BLOCKED.hist(),
+        blocked_total_ns: BLOCKED.total_ns(),
         num_gc: c.num_gc,
         num_forced_gc: c.num_forced_gc,
         gc_cpu_fraction: if elapsed > 0.0 {

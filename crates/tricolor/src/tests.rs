@@ -150,3 +150,18 @@ fn checkmark_finds_reachable_unmarked_objects() {
         None
     );
 }
+
+#[test]
+fn blocked_intervals_land_in_log2_buckets() {
+    let b = crate::stats::Blocked::new();
+    for ns in [0, 1, 2, 3, 1023, 1024, 1 << 50] {
+        b.record(ns);
+    }
+    let h = b.hist();
+    assert_eq!(h[0], 2, "0 and 1 ns");
+    assert_eq!(h[1], 2, "2 and 3 ns");
+    assert_eq!(h[9], 1, "1023 ns");
+    assert_eq!(h[10], 1, "1024 ns");
+    assert_eq!(h[crate::stats::BLOCKED_BUCKETS - 1], 1, "clamped");
+    assert_eq!(b.total_ns(), 6 + 1023 + 1024 + (1 << 50));
+}

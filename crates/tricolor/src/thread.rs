@@ -22,15 +22,17 @@
 //!    which will wake it), or the thread's next pin reads the new epoch.
 //!    `MARKING` is set before the bump, so a thread pinned at the new epoch
 //!    runs its barrier (INV-BARRIER).
-//! 4. Stop the world (the end of a cycle): set `STW`, wait until no thread
-//!    of the registry is pinned; new pins wait on `RESUME` until cleared.
+//! 4. Stop the world (a few microseconds at the end of marking): set `STW`,
+//!    wait until no thread of the registry is pinned; new pins wait on
+//!    `RESUME` until cleared, and measure how long (`MemStats::blocked_hist`).
 //!
 //! Invariants: INV-GUARD (a `Gc<'g, T>` borrows its guard; `repin` takes
 //! `&mut Guard`; `Guard` is `!Send`), so while the world is stopped no
 //! mutator holds an unrooted pointer. Threads that are not pinned never hold
 //! a stop up.
 //!
-//! Shared fields: `state` (owner writes, collector reads, SeqCst);
+//! Shared fields: `state` (owner writes, collector reads, SeqCst); `dirty`
+//! (owner sets when it shades, collector clears and reads, SeqCst);
 //! `cache`/`roots`/`gray` (owner while pinned, collector while the world is
 //! stopped — the swap/load pairs above order the two); `depth` (owner only);
 //! `exited` (owner at exit, collector reads).
@@ -61,6 +63,9 @@ pub(crate) struct ThreadState {
     pub(crate) roots: UnsafeCell<Vec<usize>>,
     /// Objects this thread's barrier shaded, not yet handed to the collector.
     gray: UnsafeCell<Vec<usize>>,
+    /// Set (SeqCst) when this thread shades an object that must be scanned;
+    /// cleared by the collector at the start of each termination round.
+    pub(crate) dirty: AtomicBool,
 }
 
 // SAFETY: `depth`, `cache` and `roots` are touched only by the owning thread,
@@ -80,6 +85,7 @@ impl ThreadState {
             cache: UnsafeCell::new(ThreadCache::new()),
             roots: UnsafeCell::new(Vec::new()),
             gray: UnsafeCell::new(Vec::new()),
+            dirty: AtomicBool::new(false),
         }
     }
 
@@ -88,13 +94,15 @@ impl ThreadState {
         self.state.load(SeqCst) & 1 != 0
     }
 
-    /// Records an object this thread's barrier shaded.
+    /// Records an object this thread's barrier shaded (grey work the
+    /// collector has not seen: the termination round must not pass).
     #[inline]
     pub(crate) fn push_gray(&self, v: usize) {
         // SAFETY: the owner thread, pinned (barriers run under a guard);
         // the collector reads `gray` only with the world stopped.
         let gray = unsafe { &mut *self.gray.get() };
         gray.push(v);
+        self.dirty.store(true, SeqCst);
         if gray.len() >= 256 {
             crate::collector::publish_gray(gray);
         }
@@ -150,6 +158,8 @@ impl ThreadState {
 
     #[cold]
     fn wait_for_world(&self) {
+        let since = std::time::Instant::now();
+        let _record = RecordBlocked(since);
         loop {
             self.state.swap(EPOCH.load(Acquire) << 1, SeqCst);
             notify_collector();
@@ -170,20 +180,14 @@ impl ThreadState {
         }
     }
 
-    /// Commits (and with `release`, returns) this thread's cached spans and
-    /// root slots.
+    /// Gives this thread's cached spans back to their span sets.
     ///
     /// # Safety
     /// The caller is the owner thread, not pinned, or the collector with the
-    /// world stopped (no one else touches `cache`/`roots`).
-    pub(crate) unsafe fn flush(&self, release: bool) {
+    /// world stopped (no one else touches `cache`).
+    pub(crate) unsafe fn release_cache(&self) {
         // SAFETY: exclusive access by the caller's contract.
-        unsafe { (*self.cache.get()).flush(release) };
-        if release {
-            // SAFETY: as above.
-            let roots = unsafe { &mut *self.roots.get() };
-            crate::root::give_back(std::mem::take(roots));
-        }
+        unsafe { (*self.cache.get()).release() };
     }
 }
 
@@ -262,6 +266,7 @@ fn lock_registry() -> MutexGuard<'static, Vec<Arc<ThreadState>>> {
     if let Ok(g) = THREADS.try_lock() {
         return g;
     }
+    let _record = RecordBlocked(std::time::Instant::now());
     {
         let _p = lock(&PARK);
         BLOCKED.fetch_add(1, SeqCst);
@@ -270,6 +275,16 @@ fn lock_registry() -> MutexGuard<'static, Vec<Arc<ThreadState>>> {
     let g = lock(&THREADS);
     BLOCKED.fetch_sub(1, SeqCst);
     g
+}
+
+/// Records, when dropped, the interval since `.0` as time a mutator was
+/// blocked by the collector (`MemStats::blocked_hist`).
+struct RecordBlocked(std::time::Instant);
+
+impl Drop for RecordBlocked {
+    fn drop(&mut self) {
+        crate::stats::BLOCKED.record(self.0.elapsed().as_nanos() as u64);
+    }
 }
 
 fn notify_collector() {
@@ -282,7 +297,9 @@ fn unregister(ts: &Arc<ThreadState>) {
     ts.flush_gray();
     // SAFETY: the owner is exiting and not pinned; it holds THREADS, so the
     // world is not stopped and the collector does not touch its cache.
-    unsafe { ts.flush(true) };
+    unsafe { ts.release_cache() };
+    // SAFETY: as above: `roots` is the owner's.
+    crate::root::give_back(std::mem::take(unsafe { &mut *ts.roots.get() }));
     threads.retain(|t| !Arc::ptr_eq(t, ts));
 }
 
