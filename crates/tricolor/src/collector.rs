@@ -292,6 +292,10 @@ fn cycle(reason: Reason) {
     let start = Instant::now();
     let before = pacer::HEAP_LIVE.load(Relaxed);
     pacer::cycle_start(before);
+    if crate::options::gcstoptheworld() {
+        drop(threads);
+        return cycle_stopped(reason, &mut stack, start, before);
+    }
 
     // 1. Arm. The handshake's snapshot of the registry is taken after
     // `MARKING` is set: a thread that registers later takes the registry
@@ -364,11 +368,47 @@ fn cycle(reason: Reason) {
     IN_COLLECTOR.with(|c| c.set(true));
     let live = crate::sweep::finish();
     IN_COLLECTOR.with(|c| c.set(false));
+    finish_cycle(
+        reason,
+        Times {
+            start,
+            mark_end,
+            restarted,
+            pause,
+            given_up_ns,
+        },
+        before,
+        live,
+        peak,
+        tracer.scanned,
+    );
+}
+
+/// When a cycle's phases ended.
+struct Times {
+    start: Instant,
+    mark_end: Instant,
+    restarted: Instant,
+    /// The stop, from request to restart.
+    pause: u64,
+    /// Stops given up and retried.
+    given_up_ns: u64,
+}
+
+/// Paces the next cycle, records the cycle's statistics, wakes the scavenger.
+fn finish_cycle(reason: Reason, t: Times, before: u64, live: u64, peak: u64, scanned: u64) {
+    let Times {
+        start,
+        mark_end,
+        restarted,
+        pause,
+        given_up_ns,
+    } = t;
     let (sys, idle) = heap::page_stats();
     pacer::cycle_end(pacer::Measured {
         marked: live,
         peak,
-        scanned: tracer.scanned,
+        scanned,
         mark_ns: (mark_end - start).as_nanos() as u64,
         mapped: sys + heap::meta_bytes(),
         free: idle,
@@ -414,6 +454,60 @@ fn cycle(reason: Reason) {
             }
         );
     }
+}
+
+/// Go's `GODEBUG=gcstoptheworld=1`: the whole cycle with the world stopped
+/// (mark and sweep), the baseline the concurrent collector is measured
+/// against. Marking needs no barrier then, and no thread holds a pointer.
+fn cycle_stopped(reason: Reason, stack: &mut Vec<usize>, start: Instant, before: u64) {
+    let mut given_up_ns = 0u64;
+    let (threads, stw) = loop {
+        let threads = THREADS.lock().unwrap_or_else(|e| e.into_inner());
+        let requested = Instant::now();
+        if thread::try_stop_the_world(&threads, std::time::Duration::from_millis(2)) {
+            break (threads, requested);
+        }
+        thread::start_the_world();
+        given_up_ns += requested.elapsed().as_nanos() as u64;
+        drop(threads);
+        thread::handshake(&snapshot());
+    };
+    let mut tracer = Tracer::new(Mode::Mark);
+    tracer.stack = std::mem::take(stack);
+    crate::root::mark_roots(&mut tracer);
+    drain_all(&mut tracer);
+    let mark_end = Instant::now();
+    if crate::options::gccheckmark() {
+        checkmark();
+    }
+    for t in threads.iter() {
+        // SAFETY: the world is stopped: no mutator touches its cache.
+        unsafe { t.release_cache() };
+    }
+    crate::sweep::new_generation();
+    let peak = pacer::HEAP_LIVE.load(Relaxed);
+    IN_COLLECTOR.with(|c| c.set(true));
+    let live = crate::sweep::finish();
+    IN_COLLECTOR.with(|c| c.set(false));
+    let pause = stw.elapsed().as_nanos() as u64;
+    thread::start_the_world();
+    drop(threads);
+    *stack = std::mem::take(&mut tracer.stack);
+    let restarted = Instant::now();
+    finish_cycle(
+        reason,
+        Times {
+            start,
+            mark_end,
+            restarted,
+            pause,
+            given_up_ns,
+        },
+        before,
+        live,
+        peak,
+        tracer.scanned,
+    );
 }
 
 /// Ends marking without stopping anyone: drains, then runs handshake

@@ -34,7 +34,7 @@ pub const OPTIONS: &[OptionSpec] = &[
     OptionSpec {
         env: "TRICOLOR_DEBUG",
         default: "",
-        doc: "GODEBUG-style comma-separated settings: `gctrace=1` prints one line per cycle on stderr; `gccheckmark=1` re-marks the heap at the end of every cycle, with the world stopped, and aborts with a message if the concurrent mark missed a reachable object",
+        doc: "GODEBUG-style comma-separated settings: `gctrace=1` prints one line per cycle on stderr; `gccheckmark=1` re-marks the heap at the end of every cycle, with the world stopped, and aborts with a message if the concurrent mark missed a reachable object; `gcstoptheworld=1` runs every cycle (mark and sweep) with the world stopped, as a baseline for the concurrent collector",
     },
 ];
 
@@ -52,6 +52,8 @@ pub(crate) struct Debug {
     pub gctrace: bool,
     /// `gccheckmark=1`: verify each concurrent mark (Go's checkmark mode).
     pub gccheckmark: bool,
+    /// `gcstoptheworld=1`: whole cycles with the world stopped.
+    pub gcstoptheworld: bool,
 }
 
 static GCCHECKMARK: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -59,6 +61,13 @@ static GCCHECKMARK: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBoo
 /// Whether `TRICOLOR_DEBUG=gccheckmark=1` is set.
 pub(crate) fn gccheckmark() -> bool {
     GCCHECKMARK.load(Relaxed)
+}
+
+static GCSTOPTHEWORLD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether `TRICOLOR_DEBUG=gcstoptheworld=1` is set.
+pub(crate) fn gcstoptheworld() -> bool {
+    GCSTOPTHEWORLD.load(Relaxed)
 }
 
 /// Parses `TRICOLOR_DEBUG` (comma-separated `name=0|1` settings).
@@ -69,9 +78,10 @@ pub(crate) fn parse_debug(s: &str) -> Result<Debug, String> {
         let field = match name {
             "gctrace" => &mut d.gctrace,
             "gccheckmark" => &mut d.gccheckmark,
+            "gcstoptheworld" => &mut d.gcstoptheworld,
             _ => {
                 return Err(format!(
-                    "unknown setting {item:?} (known: gctrace=0|1, gccheckmark=0|1)"
+                    "unknown setting {item:?} (known: gctrace=0|1, gccheckmark=0|1, gcstoptheworld=0|1)"
                 ))
             }
         };
@@ -143,6 +153,7 @@ pub(crate) fn init() {
             |d| {
                 GCTRACE.store(d.gctrace, Relaxed);
                 GCCHECKMARK.store(d.gccheckmark, Relaxed);
+                GCSTOPTHEWORLD.store(d.gcstoptheworld, Relaxed);
             },
             "",
         );
@@ -170,6 +181,7 @@ mod tests {
             Ok(Debug {
                 gctrace,
                 gccheckmark,
+                gcstoptheworld: false,
             })
         };
         assert_eq!(parse_debug("gctrace=1"), on(true, false));
@@ -178,5 +190,6 @@ mod tests {
         assert!(parse_debug("gctrace=2").is_err());
         assert!(parse_debug("gccheckmark").is_err());
         assert!(parse_debug("bogus=1").unwrap_err().contains("bogus"));
+        assert!(parse_debug("gcstoptheworld=1").unwrap().gcstoptheworld);
     }
 }
