@@ -37,7 +37,10 @@
 //! `CONTROL` (mutex + condvar: cycle requests and completions, for `gc()`
 //! and the worker).
 
-use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::sync::atomic::{
+    AtomicBool, AtomicU64, AtomicUsize,
+    Ordering::{Relaxed, SeqCst},
+};
 use std::sync::{Condvar, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -117,31 +120,235 @@ pub(crate) fn publish_gray(buf: &mut Vec<usize>) {
     GRAY.lock().unwrap_or_else(|e| e.into_inner()).append(buf);
 }
 
-/// Drains the grey stack and the published grey buffers until both are empty.
+/// Drains the grey stack, the shared work pool and the published grey
+/// buffers until all are empty and no helper (mark worker or assist) holds
+/// work taken from the pool.
 fn drain_all(t: &mut Tracer) {
     loop {
-        drain(t);
-        let mut g = GRAY.lock().unwrap_or_else(|e| e.into_inner());
-        if g.is_empty() {
+        drain(t, u64::MAX);
+        if let Some(c) = POOL.take(false) {
+            t.stack.extend(c);
+            continue;
+        }
+        {
+            let mut g = GRAY.lock().unwrap_or_else(|e| e.into_inner());
+            if !g.is_empty() {
+                t.stack.append(&mut g);
+                continue;
+            }
+        }
+        if POOL.wait_idle() {
             return;
         }
-        t.stack.append(&mut g);
     }
+}
+
+/// Grey objects per chunk of the shared work pool.
+const CHUNK: usize = 256;
+
+/// The shared work pool: chunks of grey objects that mark workers and
+/// assists take, and that whoever marks gives to when its own stack is
+/// large and the pool is low (work sharing, as Go's `work.full`).
+///
+/// `busy` counts helpers (workers, assists) holding work taken from the
+/// pool; they give back what they do not finish before decrementing it.
+/// So "pool empty, then `busy` = 0, then pool still empty" means no grey
+/// object is held by any helper (`wait_idle`).
+struct Pool {
+    chunks: Mutex<Vec<Vec<usize>>>,
+    /// Chunks in `chunks` (read without the lock to decide whether to share).
+    len: AtomicUsize,
+    busy: AtomicUsize,
+    /// Signalled when chunks arrive or a helper finishes.
+    changed: Condvar,
+}
+
+static POOL: Pool = Pool {
+    chunks: Mutex::new(Vec::new()),
+    len: AtomicUsize::new(0),
+    busy: AtomicUsize::new(0),
+    changed: Condvar::new(),
+};
+
+impl Pool {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Vec<usize>>> {
+        self.chunks.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes a chunk; a helper (`as_helper`) is counted busy until `done`.
+    fn take(&self, as_helper: bool) -> Option<Vec<usize>> {
+        if self.len.load(Relaxed) == 0 {
+            return None;
+        }
+        let mut c = self.lock();
+        let chunk = c.pop()?;
+        self.len.store(c.len(), Relaxed);
+        if as_helper {
+            self.busy.fetch_add(1, SeqCst);
+        }
+        Some(chunk)
+    }
+
+    fn put(&self, chunk: Vec<usize>) {
+        let mut c = self.lock();
+        c.push(chunk);
+        self.len.store(c.len(), Relaxed);
+        self.changed.notify_all();
+    }
+
+    /// A helper is done: gives back what is left of its work, then stops
+    /// counting as busy.
+    fn done(&self, leftover: &mut Vec<usize>) {
+        if !leftover.is_empty() {
+            self.put(std::mem::take(leftover));
+        }
+        let _c = self.lock();
+        self.busy.fetch_sub(1, SeqCst);
+        self.changed.notify_all();
+    }
+
+    /// Waits until helpers are idle; true if the pool is then empty too.
+    fn wait_idle(&self) -> bool {
+        let mut c = self.lock();
+        while c.is_empty() && self.busy.load(SeqCst) > 0 {
+            c = self.changed.wait(c).unwrap_or_else(|e| e.into_inner());
+        }
+        c.is_empty()
+    }
+
+    /// Moves the top of a large stack to the pool when the pool is low.
+    #[inline]
+    fn share(&self, stack: &mut Vec<usize>) {
+        if stack.len() >= 2 * CHUNK && self.len.load(Relaxed) < 2 {
+            let chunk = stack.split_off(stack.len() - CHUNK);
+            self.put(chunk);
+        }
+    }
+}
+
+/// Total scan work (bytes scanned) this cycle, by everyone; `pacer` reads it.
+static SCAN_WORK: AtomicU64 = AtomicU64::new(0);
+
+/// Scan work between two progress reports to the pacer.
+const REPORT_BYTES: u64 = 256 << 10;
+
+/// Reports scan work done since `t.reported` (revises the assist ratio).
+fn report_progress(t: &mut Tracer, background: bool) {
+    let delta = t.scanned - t.reported;
+    if delta == 0 {
+        return;
+    }
+    t.reported = t.scanned;
+    let total = SCAN_WORK.fetch_add(delta, Relaxed) + delta;
+    pacer::mark_progress(total, if background { delta } else { 0 });
+}
+
+/// Background mark workers beyond the collector thread (Go's dedicated
+/// workers: 25% of the CPUs; `TRICOLOR_DEBUG=gcmarkworkers=N` overrides).
+fn extra_workers() -> usize {
+    static N: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *N.get_or_init(|| {
+        crate::options::gcmarkworkers().unwrap_or_else(|| {
+            let procs = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+            crate::pacer_model::worker_plan(procs).0.saturating_sub(1) as usize
+        })
+    })
+}
+
+/// Whether mark workers may take work (between a cycle's roots and its stop).
+static WORKERS_ON: AtomicBool = AtomicBool::new(false);
+
+/// Starts the extra mark workers once.
+fn ensure_mark_workers() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        for i in 0..extra_workers() {
+            std::thread::Builder::new()
+                .name(format!("tricolor-mark-{i}"))
+                .spawn(mark_worker)
+                .expect("tricolor: cannot start a mark worker thread");
+        }
+    });
+}
+
+/// A mark worker: takes chunks from the pool while marking is on, scans
+/// them (sharing back when its stack grows), and sleeps otherwise. It is
+/// not a mutator: it never pins, and the objects it scans are marked, so
+/// none is freed before the cycle's stop, which waits for it (`wait_idle`).
+fn mark_worker() {
+    let mut t = Tracer::new(Mode::Mark);
+    loop {
+        let chunk = {
+            let mut c = POOL.lock();
+            loop {
+                if WORKERS_ON.load(SeqCst) {
+                    if let Some(chunk) = c.pop() {
+                        POOL.len.store(c.len(), Relaxed);
+                        POOL.busy.fetch_add(1, SeqCst);
+                        break chunk;
+                    }
+                }
+                c = POOL.changed.wait(c).unwrap_or_else(|e| e.into_inner());
+            }
+        };
+        t.stack.extend(chunk);
+        loop {
+            drain(&mut t, u64::MAX);
+            match POOL.take(false) {
+                Some(c) => t.stack.extend(c),
+                None => break,
+            }
+        }
+        report_progress(&mut t, true);
+        POOL.done(&mut t.stack);
+    }
+}
+
+/// A mutator's assist: scan work it owes for allocating while marking
+/// (Go's `gcAssistAlloc`), taken from the shared pool. Never waits: with no
+/// work in the pool it returns (a pinned thread never waits for the
+/// collector). Runs in the allocation slow path; `Trace` implementations
+/// never allocate or block (INV-TRACE), so scanning cannot re-enter it.
+#[cold]
+pub(crate) fn assist(work: u64) {
+    let Some(chunk) = POOL.take(true) else {
+        return;
+    };
+    let mut t = Tracer::new(Mode::Mark);
+    t.stack.extend(chunk);
+    loop {
+        drain(&mut t, work);
+        if t.scanned >= work {
+            break;
+        }
+        match POOL.take(false) {
+            Some(c) => t.stack.extend(c),
+            None => break,
+        }
+    }
+    report_progress(&mut t, false);
+    POOL.done(&mut t.stack);
+    // The assist marked objects other threads may now load: the termination
+    // round that sees this thread's next quiescent point must not pass.
+    thread::set_dirty();
 }
 
 /// Objects in flight between prefetch and scan.
 const PREFETCH: usize = 8;
 
-/// Scans grey objects until none is left.
+/// Scans grey objects until none is left or `t.scanned` reaches `budget`
+/// (what is not scanned then stays on the stack).
 ///
 /// Popping an object and reading its header right away stalls on a cache
 /// miss for nearly every object of a large heap. So popped objects pass
 /// through a small FIFO: the header is prefetched on entry and read
 /// `PREFETCH` objects later (Cher, Hosking and Vijaykumar's prefetch-on-grey
-/// buffer, as in Boehm's collector).
-fn drain(t: &mut Tracer) {
+/// buffer, as in Boehm's collector). Every `CHUNK` objects the stack is
+/// offered to the shared pool and progress is reported to the pacer.
+fn drain(t: &mut Tracer, budget: u64) {
     let mut ring = [0usize; PREFETCH];
     let (mut head, mut count) = (0usize, 0usize);
+    let mut n = 0usize;
     loop {
         while count < PREFETCH {
             let Some(v) = t.stack.pop() else { break };
@@ -162,6 +369,20 @@ fn drain(t: &mut Tracer) {
         unsafe { (info.trace)(v as *const u8, t) };
         // SAFETY: as above (INV-HEAPPTR).
         t.scanned += u64::from(unsafe { meta_of(v) }.elem_size.load(Relaxed));
+        n += 1;
+        if n % CHUNK == 0 {
+            POOL.share(&mut t.stack);
+            if t.scanned - t.reported >= REPORT_BYTES {
+                // Assists (a finite budget) earn no background credit.
+                report_progress(t, budget == u64::MAX);
+            }
+            if t.scanned >= budget {
+                for i in 0..count {
+                    t.stack.push(ring[(head + i) % PREFETCH]);
+                }
+                return;
+            }
+        }
     }
 }
 
@@ -292,6 +513,7 @@ fn cycle(reason: Reason) {
     let start = Instant::now();
     let before = pacer::HEAP_LIVE.load(Relaxed);
     pacer::cycle_start(before);
+    SCAN_WORK.store(0, Relaxed);
     if crate::options::gcstoptheworld() {
         drop(threads);
         return cycle_stopped(reason, &mut stack, start, before);
@@ -310,11 +532,16 @@ fn cycle(reason: Reason) {
     // one, which no scan would ever look at (INV-BLACK).
     FLAGS.fetch_or(BLACK, SeqCst);
 
-    // 2-3. Roots, concurrent drain, termination by handshake rounds.
+    // 2-3. Roots, concurrent drain (with the mark workers and assists),
+    // termination by handshake rounds.
     let mut tracer = Tracer::new(Mode::Mark);
     tracer.stack = std::mem::take(&mut *stack);
+    ensure_mark_workers();
+    WORKERS_ON.store(true, SeqCst);
     crate::root::mark_roots(&mut tracer);
     terminate(&mut tracer);
+    WORKERS_ON.store(false, SeqCst);
+    pacer::mark_done();
     let mark_end = Instant::now();
 
     // 4. The stop: no marking work is left (a clean termination round
@@ -335,7 +562,9 @@ fn cycle(reason: Reason) {
         thread::start_the_world();
         given_up_ns += requested.elapsed().as_nanos() as u64;
         drop(threads);
+        WORKERS_ON.store(true, SeqCst);
         terminate(&mut tracer);
+        WORKERS_ON.store(false, SeqCst);
         patience = (patience * 2).min(std::time::Duration::from_millis(64));
     };
     for t in threads.iter() {

@@ -34,7 +34,7 @@ pub const OPTIONS: &[OptionSpec] = &[
     OptionSpec {
         env: "TRICOLOR_DEBUG",
         default: "",
-        doc: "GODEBUG-style comma-separated settings: `gctrace=1` prints one line per cycle on stderr; `gccheckmark=1` re-marks the heap at the end of every cycle, with the world stopped, and aborts with a message if the concurrent mark missed a reachable object; `gcstoptheworld=1` runs every cycle (mark and sweep) with the world stopped, as a baseline for the concurrent collector",
+        doc: "GODEBUG-style comma-separated settings: `gctrace=1` prints one line per cycle on stderr; `gccheckmark=1` re-marks the heap at the end of every cycle, with the world stopped, and aborts with a message if the concurrent mark missed a reachable object; `gcstoptheworld=1` runs every cycle (mark and sweep) with the world stopped, as a baseline for the concurrent collector; `gcmarkworkers=N` runs N background mark workers besides the collector thread (default: Go's 25% of the CPUs, less one)",
     },
 ];
 
@@ -54,6 +54,8 @@ pub(crate) struct Debug {
     pub gccheckmark: bool,
     /// `gcstoptheworld=1`: whole cycles with the world stopped.
     pub gcstoptheworld: bool,
+    /// `gcmarkworkers=N`: extra background mark workers.
+    pub gcmarkworkers: Option<usize>,
 }
 
 static GCCHECKMARK: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -61,6 +63,15 @@ static GCCHECKMARK: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBoo
 /// Whether `TRICOLOR_DEBUG=gccheckmark=1` is set.
 pub(crate) fn gccheckmark() -> bool {
     GCCHECKMARK.load(Relaxed)
+}
+
+static GCMARKWORKERS: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(usize::MAX);
+
+/// `TRICOLOR_DEBUG=gcmarkworkers=N`, if set.
+pub(crate) fn gcmarkworkers() -> Option<usize> {
+    init();
+    Some(GCMARKWORKERS.load(Relaxed)).filter(|&n| n != usize::MAX)
 }
 
 static GCSTOPTHEWORLD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -75,13 +86,20 @@ pub(crate) fn parse_debug(s: &str) -> Result<Debug, String> {
     let mut d = Debug::default();
     for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
         let (name, v) = item.split_once('=').unwrap_or((item, ""));
+        if name == "gcmarkworkers" {
+            let n: usize = v.parse().ok().filter(|&n| n <= 256).ok_or_else(|| {
+                format!("gcmarkworkers: expected a number of threads from 0 to 256, got {v:?}")
+            })?;
+            d.gcmarkworkers = Some(n);
+            continue;
+        }
         let field = match name {
             "gctrace" => &mut d.gctrace,
             "gccheckmark" => &mut d.gccheckmark,
             "gcstoptheworld" => &mut d.gcstoptheworld,
             _ => {
                 return Err(format!(
-                    "unknown setting {item:?} (known: gctrace=0|1, gccheckmark=0|1, gcstoptheworld=0|1)"
+                    "unknown setting {item:?} (known: gctrace=0|1, gccheckmark=0|1, gcstoptheworld=0|1, gcmarkworkers=N)"
                 ))
             }
         };
@@ -154,6 +172,7 @@ pub(crate) fn init() {
                 GCTRACE.store(d.gctrace, Relaxed);
                 GCCHECKMARK.store(d.gccheckmark, Relaxed);
                 GCSTOPTHEWORLD.store(d.gcstoptheworld, Relaxed);
+                GCMARKWORKERS.store(d.gcmarkworkers.unwrap_or(usize::MAX), Relaxed);
             },
             "",
         );
@@ -182,6 +201,7 @@ mod tests {
                 gctrace,
                 gccheckmark,
                 gcstoptheworld: false,
+                gcmarkworkers: None,
             })
         };
         assert_eq!(parse_debug("gctrace=1"), on(true, false));
@@ -191,5 +211,12 @@ mod tests {
         assert!(parse_debug("gccheckmark").is_err());
         assert!(parse_debug("bogus=1").unwrap_err().contains("bogus"));
         assert!(parse_debug("gcstoptheworld=1").unwrap().gcstoptheworld);
+        assert_eq!(
+            parse_debug("gcmarkworkers=3").unwrap().gcmarkworkers,
+            Some(3)
+        );
+        assert!(parse_debug("gcmarkworkers=x")
+            .unwrap_err()
+            .contains("gcmarkworkers"));
     }
 }

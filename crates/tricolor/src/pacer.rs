@@ -23,7 +23,14 @@
 //! (written under `MODEL` by `publish`, read anywhere); `GC_PENDING` (set by
 //! whoever crosses the trigger, cleared by the collector).
 //!
-//! Assists and the CPU limiter of the model are not used yet (issue 3).
+//! 4. While marking, a thread that takes a span (or a large object) owes
+//!    scan work for its bytes ([`account`]): the model's assist ratio, less
+//!    the background credit it can claim; it does it at once
+//!    (`collector::assist`), from the shared work pool, never waiting.
+//!    Mark workers report progress ([`mark_progress`]), which revises the
+//!    ratio.
+//!
+//! The model's CPU limiter is not fed yet: assists stay on while marking.
 
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard, OnceLock};
@@ -59,7 +66,8 @@ fn now_ns() -> u64 {
         .map_or(0, |s| s.elapsed().as_nanos() as u64)
 }
 
-/// Counts `bytes` as allocated; wakes the collector at the trigger.
+/// Counts `bytes` as allocated by the calling (pinned) thread; wakes the
+/// collector at the trigger; while marking, makes the thread assist.
 #[inline]
 pub(crate) fn account(bytes: u64) {
     let live = HEAP_LIVE.fetch_add(bytes, Relaxed) + bytes;
@@ -67,6 +75,34 @@ pub(crate) fn account(bytes: u64) {
     {
         crate::collector::wake();
     }
+    if ASSISTS.load(Relaxed) {
+        assist_slow(bytes);
+    }
+}
+
+/// Assists are on (marking, and the CPU limiter is not limiting).
+static ASSISTS: AtomicBool = AtomicBool::new(false);
+/// Scan work assists did this cycle (bytes), and the time they took.
+static ASSIST_NS: AtomicU64 = AtomicU64::new(0);
+
+#[cold]
+fn assist_slow(bytes: u64) {
+    let work = model().assist_debt(bytes);
+    if work > 0 {
+        let t = std::time::Instant::now();
+        crate::collector::assist(work);
+        ASSIST_NS.fetch_add(t.elapsed().as_nanos() as u64, Relaxed);
+    }
+}
+
+/// Marking progress: `total` bytes scanned this cycle so far, of which
+/// `background` were just scanned by the collector's workers (credit that
+/// assists may claim). Revises the assist ratio.
+pub(crate) fn mark_progress(total: u64, background: u64) {
+    let mut m = model();
+    m.revise(HEAP_LIVE.load(Relaxed), total);
+    m.add_background_credit(background);
+    ASSISTS.store(m.assists_enabled(), Relaxed);
 }
 
 /// Returns bytes a cache counted but did not use.
@@ -113,6 +149,13 @@ pub(crate) fn cycle_start(heap_live: u64) {
     let mut m = model();
     let scan = m.heap_marked();
     m.start_cycle(now_ns(), heap_live, scan);
+    ASSIST_NS.store(0, Relaxed);
+    ASSISTS.store(m.assists_enabled(), Relaxed);
+}
+
+/// Marking is over: no more assists.
+pub(crate) fn mark_done() {
+    ASSISTS.store(false, Relaxed);
 }
 
 /// What the collector measured, at the end of a cycle.
@@ -134,6 +177,7 @@ pub(crate) struct Measured {
 /// The collector finished a cycle (sweep done). Bytes counted since the
 /// stop (`peak`) stay counted: the heap is now the marked bytes plus them.
 pub(crate) fn cycle_end(x: Measured) {
+    ASSISTS.store(false, Relaxed);
     let _ = HEAP_LIVE.fetch_update(Relaxed, Relaxed, |v| {
         Some(v.saturating_sub(x.peak).saturating_add(x.marked))
     });
@@ -144,7 +188,7 @@ pub(crate) fn cycle_end(x: Measured) {
         heap_marked: x.marked,
         heap_live: x.peak,
         heap_scan_done: x.scanned,
-        assist_time_ns: 0,
+        assist_time_ns: ASSIST_NS.load(Relaxed),
         bg_time_ns: x.mark_ns,
         idle_time_ns: 0,
         memory: MemoryUse {

@@ -348,6 +348,16 @@ fn current() -> *const ThreadState {
     register()
 }
 
+/// Sets the calling thread's `dirty` flag (it made grey work the collector
+/// has not seen: an assist).
+pub(crate) fn set_dirty() {
+    let p = CURRENT.try_with(|c| c.get()).unwrap_or(std::ptr::null());
+    if (p as usize) > DEAD {
+        // SAFETY: a registered thread's state lives while its HANDLE does.
+        unsafe { &*p }.dirty.store(true, SeqCst);
+    }
+}
+
 /// Whether the calling thread holds a guard.
 pub(crate) fn is_pinned() -> bool {
     let p = CURRENT.try_with(|c| c.get()).unwrap_or(std::ptr::null());

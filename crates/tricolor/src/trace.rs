@@ -54,6 +54,8 @@ pub struct Tracer {
     pub(crate) stack: Vec<usize>,
     /// Bytes of objects scanned (the pacer's scan work).
     pub(crate) scanned: u64,
+    /// Part of `scanned` already reported to the pacer.
+    pub(crate) reported: u64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -78,6 +80,7 @@ impl Tracer {
             mode,
             stack: Vec::new(),
             scanned: 0,
+            reported: 0,
         }
     }
 
