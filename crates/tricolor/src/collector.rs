@@ -370,7 +370,7 @@ fn drain(t: &mut Tracer, budget: u64) {
         // SAFETY: as above (INV-HEAPPTR).
         t.scanned += u64::from(unsafe { meta_of(v) }.elem_size.load(Relaxed));
         n += 1;
-        if n % CHUNK == 0 {
+        if n & (CHUNK - 1) == 0 {
             POOL.share(&mut t.stack);
             if t.scanned - t.reported >= REPORT_BYTES {
                 // Assists (a finite budget) earn no background credit.
