@@ -249,8 +249,9 @@ fn extra_workers() -> usize {
     static N: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *N.get_or_init(|| {
         crate::options::gcmarkworkers().unwrap_or_else(|| {
-            let procs = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
-            crate::pacer_model::worker_plan(procs).0.saturating_sub(1) as usize
+            crate::pacer_model::worker_plan(pacer::procs())
+                .0
+                .saturating_sub(1) as usize
         })
     })
 }
@@ -512,7 +513,7 @@ fn cycle(reason: Reason) {
     // every mark bit is clear.
     let start = Instant::now();
     let before = pacer::HEAP_LIVE.load(Relaxed);
-    pacer::cycle_start(before);
+    pacer::cycle_start(before, 1 + extra_workers() as u64);
     SCAN_WORK.store(0, Relaxed);
     if crate::options::gcstoptheworld() {
         drop(threads);
@@ -642,6 +643,7 @@ fn finish_cycle(reason: Reason, t: Times, before: u64, live: u64, peak: u64, sca
         mapped: sys + heap::meta_bytes(),
         free: idle,
         forced: reason == Reason::Forced,
+        pause_ns: pause + given_up_ns,
     });
 
     let end = SystemTime::now()
@@ -705,6 +707,7 @@ fn cycle_stopped(reason: Reason, stack: &mut Vec<usize>, start: Instant, before:
     tracer.stack = std::mem::take(stack);
     crate::root::mark_roots(&mut tracer);
     drain_all(&mut tracer);
+    pacer::mark_done();
     let mark_end = Instant::now();
     if crate::options::gccheckmark() {
         checkmark();

@@ -30,7 +30,20 @@
 //!    Mark workers report progress ([`mark_progress`]), which revises the
 //!    ratio.
 //!
-//! The model's CPU limiter is not fed yet: assists stay on while marking.
+//! 5. The model's GC CPU limiter (Go's `gcCPULimiter`) is fed whenever the
+//!    pacer runs during marking (progress reports, assists, cycle start and
+//!    end) and at most once per update period: GC CPU time is the dedicated
+//!    workers' share of each mark phase (the collector thread and the extra
+//!    mark workers, counted as busy for the whole phase, as Go counts its
+//!    dedicated workers), the time assists took, and each stop times the
+//!    CPUs; the capacity is wall time times the CPUs. While the bucket is
+//!    full, assists are off (the heap may overshoot its goal rather than
+//!    let the collector take the program's CPU).
+//!
+//! `GC_CPU_NS` (finished GC CPU time) is added to with `fetch_add` by
+//! assists and the collector; `MARK_START_NS` and `DEDICATED` are written
+//! by the collector at cycle start and mark end; all are read under `MODEL`
+//! to feed the limiter, where a slightly stale sum only delays it.
 
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard, OnceLock};
@@ -52,11 +65,41 @@ pub(crate) static MEMORY_LIMIT: AtomicU64 = AtomicU64::new(NO_MEMORY_LIMIT);
 
 fn model() -> MutexGuard<'static, Pacer> {
     static MODEL: OnceLock<Mutex<Pacer>> = OnceLock::new();
-    let procs = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
     MODEL
-        .get_or_init(|| Mutex::new(Pacer::new(100, NO_MEMORY_LIMIT, procs)))
+        .get_or_init(|| Mutex::new(Pacer::new(100, NO_MEMORY_LIMIT, procs())))
         .lock()
         .unwrap_or_else(|e| e.into_inner())
+}
+
+/// The CPUs the program may use (read once: it may read cgroup files).
+pub(crate) fn procs() -> u32 {
+    static PROCS: OnceLock<u32> = OnceLock::new();
+    *PROCS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get() as u32))
+}
+
+/// Finished GC CPU time (ns): assists, stops times the CPUs, and the
+/// dedicated workers' share of finished mark phases.
+static GC_CPU_NS: AtomicU64 = AtomicU64::new(0);
+/// Start of the mark phase in progress on the pacer's clock, 0 if none.
+static MARK_START_NS: AtomicU64 = AtomicU64::new(0);
+/// Dedicated mark workers (the collector thread included) of this phase.
+static DEDICATED: AtomicU64 = AtomicU64::new(0);
+
+/// Feeds the CPU limiter (at most once per update period) and republishes
+/// whether assists are on.
+fn feed_limiter(m: &mut Pacer) {
+    let now = now_ns();
+    if m.limiter_needs_update(now) {
+        let start = MARK_START_NS.load(Relaxed);
+        let running = if start == 0 {
+            0
+        } else {
+            now.saturating_sub(start) * DEDICATED.load(Relaxed)
+        };
+        let gc = GC_CPU_NS.load(Relaxed) + running;
+        m.update_limiter(now, gc, now * u64::from(procs()));
+    }
+    ASSISTS.store(m.assists_enabled(), Relaxed);
 }
 
 /// Nanoseconds on the pacer's clock (since the heap started).
@@ -87,11 +130,20 @@ static ASSIST_NS: AtomicU64 = AtomicU64::new(0);
 
 #[cold]
 fn assist_slow(bytes: u64) {
-    let work = model().assist_debt(bytes);
+    let work = {
+        let mut m = model();
+        feed_limiter(&mut m);
+        if !m.assists_enabled() {
+            return;
+        }
+        m.assist_debt(bytes)
+    };
     if work > 0 {
         let t = std::time::Instant::now();
         crate::collector::assist(work);
-        ASSIST_NS.fetch_add(t.elapsed().as_nanos() as u64, Relaxed);
+        let ns = t.elapsed().as_nanos() as u64;
+        ASSIST_NS.fetch_add(ns, Relaxed);
+        GC_CPU_NS.fetch_add(ns, Relaxed);
     }
 }
 
@@ -102,7 +154,7 @@ pub(crate) fn mark_progress(total: u64, background: u64) {
     let mut m = model();
     m.revise(HEAP_LIVE.load(Relaxed), total);
     m.add_background_credit(background);
-    ASSISTS.store(m.assists_enabled(), Relaxed);
+    feed_limiter(&mut m);
 }
 
 /// Returns bytes a cache counted but did not use.
@@ -144,18 +196,29 @@ pub(crate) fn set_memory_limit(limit: u64) -> u64 {
     old
 }
 
-/// The collector armed a cycle with `heap_live` bytes counted.
-pub(crate) fn cycle_start(heap_live: u64) {
+/// The collector armed a cycle with `heap_live` bytes counted; `dedicated`
+/// threads (the collector's and its mark workers) mark until [`mark_done`].
+pub(crate) fn cycle_start(heap_live: u64, dedicated: u64) {
     let mut m = model();
     let scan = m.heap_marked();
-    m.start_cycle(now_ns(), heap_live, scan);
+    let now = now_ns();
+    m.start_cycle(now, heap_live, scan);
     ASSIST_NS.store(0, Relaxed);
-    ASSISTS.store(m.assists_enabled(), Relaxed);
+    DEDICATED.store(dedicated, Relaxed);
+    MARK_START_NS.store(now.max(1), Relaxed);
+    feed_limiter(&mut m);
 }
 
-/// Marking is over: no more assists.
+/// Marking is over: no more assists; the dedicated workers' time is added
+/// to the GC CPU time.
 pub(crate) fn mark_done() {
     ASSISTS.store(false, Relaxed);
+    let _m = model();
+    let start = MARK_START_NS.swap(0, Relaxed);
+    if start != 0 {
+        let ns = now_ns().saturating_sub(start) * DEDICATED.load(Relaxed);
+        GC_CPU_NS.fetch_add(ns, Relaxed);
+    }
 }
 
 /// What the collector measured, at the end of a cycle.
@@ -172,6 +235,8 @@ pub(crate) struct Measured {
     pub mapped: u64,
     pub free: u64,
     pub forced: bool,
+    /// The cycle's stops (request to restart, given-up ones included).
+    pub pause_ns: u64,
 }
 
 /// The collector finished a cycle (sweep done). Bytes counted since the
@@ -182,7 +247,10 @@ pub(crate) fn cycle_end(x: Measured) {
         Some(v.saturating_sub(x.peak).saturating_add(x.marked))
     });
     GC_PENDING.store(false, Relaxed);
+    GC_CPU_NS.fetch_add(x.pause_ns * u64::from(procs()), Relaxed);
     let mut m = model();
+    feed_limiter(&mut m);
+    ASSISTS.store(false, Relaxed);
     m.end_cycle(&CycleReport {
         now_ns: now_ns(),
         heap_marked: x.marked,

@@ -1,40 +1,47 @@
 //! Loom models of the concurrent-mark protocol (DESIGN.md section 4,
-//! core-api.md "The collector as built").
+//! core-api.md "The collector as built", "Termination").
 //!
 //! Run with
-//! `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test --release -p tricolor --test loom_protocol`
+//! `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test --release -p tricolor --test loom_protocol -- --test-threads=1`
 //! (the separate target directory keeps the flag change from rebuilding the
-//! normal one). Without `--cfg loom` this file is empty. Each model states
-//! its preemption bound; `LOOM_MAX_PREEMPTIONS=N` overrides it. A model
-//! that fails panics with the interleaving it found: each thread's protocol
-//! steps in loom's execution order (a load may still return an older value
-//! than the last store listed before it, as the memory model allows when no
-//! happens-before edge orders the two).
+//! normal one; one test at a time is faster than two on a 2-core machine,
+//! loom's executions are system-call heavy). Without `--cfg loom` this file
+//! is empty. Each model states its preemption bound; `LOOM_MAX_PREEMPTIONS=N`
+//! overrides it. A model that fails panics with the interleaving it found:
+//! each thread's protocol steps in loom's execution order (a load may still
+//! return an older value than the last store listed before it, as the
+//! memory model allows when no happens-before edge orders the two).
 //!
 //! # What is modelled
 //!
 //! The models do not call the crate: they re-implement, with loom's atomics,
 //! the parts of the protocol that threads share, line by line and with the
 //! real code's orderings:
-//! - `thread.rs`: each mutator's `state = epoch << 1 | pinned` word,
-//!   `FLAGS` (`STW | WAITING | MARKING`) and `EPOCH`; `pin_outer` (Acquire
-//!   load of `EPOCH`, SeqCst swap of `state`, SeqCst load of `FLAGS`, the
-//!   slow path), `unpin_outer` (flush the grey buffer, SeqCst swap, SeqCst
-//!   load of `FLAGS`, wake the collector), `wait_for_world`, `handshake`
-//!   (bump `EPOCH`, set `WAITING`, wait until every thread of the snapshot is
-//!   unpinned or pinned at the new epoch), `stop_the_world` and
-//!   `start_the_world`. `PARK`, `COLLECTOR_WAIT` and `RESUME` are a loom
-//!   `Mutex` and two `Condvar`s, as in the real code (no spin-waiting), so a
-//!   lost wake-up shows up as a deadlock that loom reports.
+//! - `thread.rs`: each mutator's `state = epoch << 1 | pinned` word and
+//!   `dirty` flag, `FLAGS` (`STW | WAITING | MARKING | BLACK`) and `EPOCH`;
+//!   `pin_outer` (Acquire load of `EPOCH`, SeqCst swap of `state`, SeqCst
+//!   load of `FLAGS`, the slow path), `unpin_outer` (publish the grey
+//!   buffer, SeqCst swap, SeqCst load of `FLAGS`, wake the collector),
+//!   `wait_for_world`, `handshake` (bump `EPOCH`, set `WAITING`, wait until
+//!   every thread of the snapshot is unpinned or pinned at the new epoch),
+//!   `stop_the_world` and `start_the_world`. `PARK`, `COLLECTOR_WAIT` and
+//!   `RESUME` are a loom `Mutex` and two `Condvar`s, as in the real code (no
+//!   spin-waiting), so a lost wake-up shows up as a deadlock that loom
+//!   reports.
 //! - `collector.rs`: `set_mark` (a Relaxed load, then a Relaxed `fetch_or`:
-//!   whoever sets the bit queues the object), `shade`, the write barrier (a
-//!   Relaxed load of `FLAGS`; shade the old and the new target), `drain` with
+//!   whoever sets the bit queues the object), `shade` (queue in the thread's
+//!   grey buffer, set its `dirty` flag with SeqCst), the write barrier (a
+//!   Relaxed load of `FLAGS`; shade the old and the new target), black
+//!   allocation (a Relaxed load of `FLAGS`; with `BLACK`, mark the new object
+//!   without queueing it and shade the edges it is born with), `drain` with
 //!   its 8-entry FIFO (it decides the scan order, and so which interleavings
 //!   exist), `drain_all` (drain, then take the published grey buffers under
-//!   the `GRAY` mutex, until both are empty) and `cycle` (snapshot `THREADS`,
-//!   set `MARKING`, handshake, mark roots, drain, stop the world holding
-//!   `THREADS`, take every thread's grey buffer, drain, disarm, sweep,
-//!   restart).
+//!   the `GRAY` mutex, until both are empty), `terminate` (rounds: clear
+//!   every `dirty` flag, handshake, end if `GRAY` is empty and no thread is
+//!   dirty, else drain and repeat) and `cycle` (set `MARKING`, snapshot
+//!   `THREADS`, handshake, set `BLACK`, mark roots, drain, terminate, stop
+//!   the world holding `THREADS`, take every thread's grey buffer, disarm,
+//!   sweep, restart).
 //! - `member.rs`: `Member::load` (Acquire) and `Member::store` (Relaxed load
 //!   of the old value, barrier, Release store).
 //! - `root.rs`: root creation (Release store of the slot, then shade the
@@ -44,92 +51,108 @@
 //!
 //! The heap is a handful of named objects, each with two edge slots
 //! (`AtomicUsize`, holding `object + 1`, 0 for null); mark bits and the
-//! allocated set are bits of an `AtomicU64`; allocation is white, as in the
-//! cycle as built. A thread's grey buffer (a `Vec` in an `UnsafeCell` in the
-//! real code, owned by the thread while it is pinned and by the collector
-//! while the world is stopped) is an `AtomicU64` bit set accessed with
-//! separate Relaxed loads and stores, so the model, like the real code, sees
-//! its contents only through the happens-before edges the protocol
-//! provides. One collector (the loom main thread) runs one cycle; one
-//! mutator thread runs a short script, starting at any point of the cycle.
+//! allocated set are bits of an `AtomicU64`. A thread's grey buffer (a `Vec`
+//! in an `UnsafeCell` in the real code, owned by the thread while it is
+//! pinned and by the collector while the world is stopped) is an `AtomicU64`
+//! bit set accessed with separate Relaxed loads and stores, so the model,
+//! like the real code, sees its contents only through the happens-before
+//! edges the protocol provides. One collector (the loom main thread) runs
+//! one cycle; one mutator thread runs a short script, starting at any point
+//! of the cycle.
 //!
 //! # What is checked
 //!
-//! At the sweep (world stopped, so no thread is pinned and none holds an
-//! object in a local): every object reachable from the root slots through
-//! edges is marked, i.e. the sweep frees no reachable object (INV-SWEEP).
-//! The checker reads roots and edges with `fetch_add(0)`, which in loom
-//! always returns the newest value (checker only, not part of the protocol).
-//! After the mutator is joined: no object the sweep freed is reachable in
-//! the final heap (this also catches a mutator that kept a freed object in
-//! a local across a broken stop and stored it afterwards). A violation
-//! panics with a message starting `SAFETY VIOLATION`. Loom also fails a
-//! model that deadlocks, so every passing model also shows that no wake-up
-//! is lost for its script.
+//! - At the stop (every thread unpinned): no grey work is left, not in the
+//!   collector's stack, not in a thread's buffer, not in `GRAY`. The stop of
+//!   the real code only releases caches and flips the sweep generation (it
+//!   drains what it finds, but a correct termination leaves nothing, and a
+//!   debug assertion says so), so grey work found here means termination
+//!   ended too early.
+//! - At the sweep: every object reachable from the root slots through edges
+//!   is marked, i.e. the sweep frees no reachable object (INV-SWEEP). The
+//!   checker reads roots and edges with `fetch_add(0)`, which in loom always
+//!   returns the newest value (checker only, not part of the protocol).
+//! - After the mutator is joined: no object the sweep freed is reachable in
+//!   the final heap (this also catches a mutator that kept a freed object in
+//!   a local across a broken stop and stored it afterwards).
+//!
+//! A violation panics with a message starting `SAFETY VIOLATION`. Loom also
+//! fails a model that deadlocks, so every passing model also shows that no
+//! wake-up is lost for its script.
 //!
 //! # The models
 //!
-//! 1. `arm_*` (bound 4): the arm handshake against a racing edge store. The
-//!    collector runs a whole cycle from the unarmed state; the mutator pins
-//!    (before the arm, during the handshake, after it, or during the stop),
-//!    loads X from A's edge, deletes that edge, stores X into B, unpins. A
-//!    and B are rooted. The dangerous case is a store whose barrier read
-//!    "not marking" and whose slot write lands after the collector scanned
-//!    B: the handshake must wait for it.
-//! 2. `termination_*` (bound 5): a store racing the final round. The cycle
-//!    starts armed (handshake done); A -> X -> Y, A and B rooted. The mutator
-//!    moves X from A (maybe not yet scanned) to B (maybe already scanned),
-//!    allocates N (white) and stores it into B, while the collector drains,
-//!    stops the world and drains what the stop collected. Y is reachable
-//!    only through X, so X must be shaded *and* scanned: its grey-buffer
-//!    entry must reach the final drain.
-//! 3. `roots_*` (bound 3): root creation and drop racing the root scan.
-//!    Create: the mutator loads X (reachable only through A's edge), roots
-//!    it, deletes the edge, allocates N and roots it. Drop: X is rooted only;
-//!    the mutator stores it into A's edge, unpins, then drops the root (the
-//!    drop pins on its own, as `Root::drop` does). Clone then drop: X moves
-//!    from one root slot to another (`Root::clone`, then drop the original).
-//! 4. `registration_*` (bound 4): as model 1, but the mutator registers (its
-//!    first pin) while the cycle starts. `cycle` used to snapshot `THREADS`
-//!    *before* setting `MARKING`, so a thread that registered and pinned in
-//!    between read no `MARKING`, and the arm handshake did not wait for it.
-//!    Loom found the lost object (`registration_snapshot_before_arm_loses_an_object`,
-//!    kept as a negative control); one interleaving, sequentially consistent:
-//!    C snapshots `THREADS` (empty); M registers, pins, reads `FLAGS` = 0,
-//!    loads X from A, deletes A's edge (barrier off), runs the barrier of
-//!    `B := X` (off) and is preempted before the slot write; C sets
-//!    `MARKING`, the handshake has no thread to wait for, C marks A and B
-//!    and scans B (empty); M writes `B := X`; C scans A (empty); M unpins; C
-//!    stops the world and sweeps X, which B points to. The real code now
-//!    takes the snapshot after setting `MARKING`, which closes the window
-//!    (`registration_snapshot_after_arm_is_safe`): a thread that registers
-//!    after the snapshot locked `THREADS` after `MARKING` was set, so its
-//!    pin reads it.
+//! - Model 1, `arm_*` (bound 4): the arm handshake against a racing edge store. The
+//!   collector runs a whole cycle from the unarmed state; the mutator pins
+//!   (before the arm, during the handshake, after it, or during the stop),
+//!   loads X from A's edge, deletes that edge, stores X into B, unpins. A
+//!   and B are rooted. The dangerous case is a store whose barrier read
+//!   "not marking" and whose slot write lands after the collector scanned
+//!   B: the handshake must wait for it.
+//! - Model 1b, `arm_black_*` (bound 3): black allocation against the arm: the
+//!   mutator takes X out of A, allocates N, stores X into N and N into B.
+//! - Model 2, `termination_*` (bound 3): stores racing the termination rounds. The
+//!   cycle starts armed; A -> X -> Y, A and B rooted. The mutator moves X
+//!   from A (maybe not yet scanned) to B (maybe already scanned), allocates
+//!   N and stores it into B; or holds X in a local, deletes A's edge and
+//!   allocates N born with an edge to X. Y is reachable only through X, so
+//!   X must be shaded *and* scanned before a round ends clean.
+//! - Model 3, `roots_*` (bound 3): root creation and drop racing the root scan.
+//!   Create: the mutator loads X (reachable only through A's edge), roots
+//!   it, deletes the edge, allocates N and roots it. Drop: X is rooted only;
+//!   the mutator stores it into A's edge, unpins, then drops the root (the
+//!   drop pins on its own, as `Root::drop` does). Clone then drop: X moves
+//!   from one root slot to another (`Root::clone`, then drop the original).
+//! - Model 4, `registration_*` (bound 4): as model 1, but the mutator registers (its
+//!   first pin) while the cycle starts. `cycle` once snapshot `THREADS`
+//!   *before* setting `MARKING`, so a thread that registered and pinned in
+//!   between read no `MARKING`, and the arm handshake did not wait for it;
+//!   loom found the lost object, and the control
+//!   `registration_snapshot_before_arm_loses_an_object` keeps it found. A
+//!   thread that registers after the snapshot locked `THREADS` after
+//!   `MARKING` was set, so its pin reads it.
 //!
-//! # Controls
+//! # Controls and findings
 //!
 //! Each model comes with negative controls: the model with part of the
 //! protocol removed or reordered (see `Faults`), which loom must fail
 //! (`#[should_panic(expected = "SAFETY VIOLATION")]`): no handshake; no
 //! store->load order in pin (found with one preemption: the bug needs stale
-//! reads, not a schedule); no barrier; the final drain skipping `GRAY`;
-//! publishing the grey buffer after the unpin swap *and* no `take_gray`; no
-//! insertion half (a white object stored into a scanned one); no root
-//! barriers. `arm_unpin_without_wakeup_deadlocks` is a liveness control:
-//! without the wake-up at unpin, loom reports a deadlock.
+//! reads, not a schedule); no barrier; `BLACK` before `MARKING`; a round
+//! that ignores `GRAY`; publishing the grey buffer after the unpin swap; no
+//! insertion half; no root barriers. `arm_unpin_without_wakeup_deadlocks` is
+//! a liveness control: without the wake-up at unpin, loom reports a
+//! deadlock.
 //!
-//! Some removals are not bugs in this design, and the models say so by
-//! passing (tests named `*_redundant_*`, `*_covered_by_*`,
-//! `*_needs_no_barrier_*`). With the cycle ending in a stop where every
-//! thread is unpinned, and allocation white: each half of the edge barrier
-//! alone keeps these scripts safe (the insertion half is Dijkstra's barrier,
-//! sound when no thread keeps a local across termination; the deletion half
-//! alone covers a move of an existing object); either root barrier alone
-//! covers a move between roots; moving an object from a root into the heap
-//! needs no barrier at all, because every root slot is read before any
-//! object is scanned; publishing the grey buffer late is covered by
-//! `take_gray` at the stop. The deletion half and the root-drop barrier
-//! become necessary once termination is a handshake (issue 3).
+//! Some removals are not bugs for these scripts, and the models say so by
+//! passing (tests named `*_redundant_*`, `*_is_safe_*`, `*_needs_no_*`):
+//! - Each half of the edge barrier alone keeps a move safe; the deletion
+//!   half alone covers a move of an existing object; the insertion half
+//!   alone is Dijkstra's barrier, which is sound here because the cycle
+//!   ends in a stop where every thread is unpinned, so no local survives
+//!   termination. The real code keeps both halves (Go's hybrid barrier):
+//!   the deletion half is what lets the design later end a cycle without
+//!   any stop, and it costs one load on a path that already loads `FLAGS`.
+//! - `BLACK` before the arm handshake is safe, because `BLACK` and
+//!   `MARKING` are bits of one word (see that test). The real code sets it
+//!   after the handshake anyway, so no object is born black before every
+//!   thread is known to run the barrier, which keeps the argument local.
+//! - The `dirty` flags are redundant with one mutator and the collector as
+//!   the only drainer: a thread pinned at the old epoch publishes its
+//!   buffer before the handshake passes it (so `GRAY` is not empty), and a
+//!   thread pinned at the new epoch can only reach objects the drain before
+//!   the round already marked. The flags exist for what the model leaves
+//!   out: background mark workers and assists that take published grey
+//!   work from the pool while a round runs (so `GRAY` can look empty while
+//!   the work is still being scanned; an assist sets its thread's `dirty`
+//!   flag), and a second mutator pinned at the new epoch that shades an
+//!   object reachable only through a grey object in another thread's
+//!   buffer. A model with a worker and two mutators does not finish in CI
+//!   time; the churn stress test under checkmark covers those schedules in
+//!   the real code.
+//! - Moving an object from a root into the heap needs no barrier, because
+//!   every root slot is read before any object is scanned; either root
+//!   barrier alone covers a move between roots.
 //!
 //! # Where the model departs from the real code
 //!
@@ -149,13 +172,13 @@
 //!   thread-local bookkeeping); nested pins are not modelled (only the
 //!   outermost pin does anything in the real code); the grey buffer's
 //!   publication at 256 entries, thread exit, `Guard::repin`,
-//!   `Member::swap`, `GcVec`, black allocation and the leaked-guard check
-//!   are not modelled.
+//!   `Member::swap`, `GcVec`, the work pool, mark workers, assists and the
+//!   leaked-guard check are not modelled.
 
 #![cfg(loom)]
 
 use loom::sync::atomic::{
-    fence, AtomicU64, AtomicU8, AtomicUsize,
+    fence, AtomicBool, AtomicU64, AtomicU8, AtomicUsize,
     Ordering::{AcqRel, Acquire, Relaxed, Release, SeqCst},
 };
 use loom::sync::{Arc, Condvar, Mutex};
@@ -167,6 +190,8 @@ const STW: u8 = 1;
 const WAITING: u8 = 2;
 /// Marking is in progress: barriers shade.
 const MARKING: u8 = 4;
+/// Allocation is black (set once the arm handshake is complete).
+const BLACK: u8 = 8;
 
 /// Edge slots per object.
 const EDGES: usize = 2;
@@ -177,8 +202,8 @@ const fn r(o: usize) -> Ref {
     o + 1
 }
 
-/// Parts of the protocol a negative control removes or changes. All `false`
-/// is the protocol as built.
+/// Parts of the protocol a control removes or changes. All `false` is the
+/// protocol as specified.
 #[derive(Clone, Copy, Default, Debug)]
 struct Faults {
     /// `pin_outer` without store->load order between publishing `state`
@@ -197,15 +222,19 @@ struct Faults {
     no_root_drop_barrier: bool,
     /// `unpin_outer` publishes the grey buffer after the `state` swap.
     flush_after_unpin: bool,
-    /// The final drain (world stopped) ignores the published grey buffers.
-    final_skips_gray: bool,
-    /// The stop does not take the threads' unpublished grey buffers.
-    no_take_gray: bool,
     /// `unpin_outer` never wakes the collector (a liveness control).
     unpin_no_wakeup: bool,
-    /// The proposed fix for model 4: snapshot the thread list after setting
-    /// `MARKING` (the real code snapshots before).
-    snapshot_after_arm: bool,
+    /// The first version of `cycle`: snapshot the thread list before
+    /// setting `MARKING` (model 4).
+    snapshot_before_arm: bool,
+    /// `BLACK` is set right after `MARKING`, before the arm handshake.
+    black_before_handshake: bool,
+    /// `BLACK` is set before `MARKING`.
+    black_before_marking: bool,
+    /// A termination round ignores the threads' `dirty` flags.
+    ignore_dirty: bool,
+    /// A termination round ignores the published grey buffers (`GRAY`).
+    ignore_gray: bool,
 }
 
 /// The initial heap of a model.
@@ -220,8 +249,9 @@ struct Setup {
     edges: &'static [(usize, usize, usize)],
     /// Initial root slots (`None`: an empty slot the mutator may take).
     roots: &'static [Option<usize>],
-    /// The cycle starts after the arm handshake (`MARKING` set, `EPOCH`
-    /// bumped) instead of running it.
+    /// The cycle starts right after the arm handshake (`MARKING` set,
+    /// `EPOCH` bumped; its first step is setting `BLACK`) instead of
+    /// running it.
     armed: bool,
     /// The mutator is registered before the cycle starts (else its script
     /// registers it).
@@ -236,6 +266,9 @@ struct Mutator {
     /// published. Plain (non-atomic) data in the real code, hence separate
     /// Relaxed loads and stores here.
     gray: AtomicU64,
+    /// Set (SeqCst) by every successful shade; cleared by the collector at
+    /// the start of each termination round.
+    dirty: AtomicBool,
 }
 
 /// Everything threads share: the collector's words, the parking lot, the
@@ -425,11 +458,13 @@ impl World {
         self.flags.load(Relaxed) & MARKING != 0
     }
 
-    /// `shade`.
+    /// `shade`: whoever sets the bit queues the object and marks its thread
+    /// dirty.
     fn shade(&self, t: &Mutator, v: Ref) {
         if v != 0 && self.set_mark(v - 1) {
             self.push_gray(t, v - 1);
-            self.log('M', format!("shades {}", self.name(v)));
+            t.dirty.store(true, SeqCst);
+            self.log('M', format!("shades {} (dirty)", self.name(v)));
         }
     }
 
@@ -477,10 +512,33 @@ impl World {
         );
     }
 
-    /// Allocation: white (the cycle as built never sets `BLACK`).
-    fn alloc(&self, o: usize) -> Ref {
+    /// `alloc_dyn`: the object is initialised with the edges it is born
+    /// with (published later by the Release store that makes it reachable),
+    /// then, if `FLAGS` (Relaxed) has `BLACK`, marked without being queued
+    /// (`mark_new`) and its born edges shaded as if stored (INV-BLACK);
+    /// else it is white.
+    fn alloc(&self, t: &Mutator, o: usize, born: &[Ref]) -> Ref {
+        for (slot, &v) in born.iter().enumerate() {
+            self.edges[o][slot].store(v, Relaxed);
+        }
         self.allocated.fetch_or(1 << o, Relaxed);
-        self.log('M', format!("allocates {} (white)", self.names[o]));
+        let black = self.flags.load(Relaxed) & BLACK != 0;
+        let born_names: Vec<&str> = born.iter().map(|&v| self.name(v)).collect();
+        self.log(
+            'M',
+            format!(
+                "allocates {} ({}), born with [{}]",
+                self.names[o],
+                if black { "black" } else { "white" },
+                born_names.join(", ")
+            ),
+        );
+        if black {
+            self.set_mark(o);
+            for &v in born {
+                self.shade(t, v);
+            }
+        }
         r(o)
     }
 
@@ -564,6 +622,12 @@ impl World {
         self.log('C', "world restarted".into());
     }
 
+    /// `FLAGS.fetch_or(BLACK, SeqCst)`.
+    fn set_black(&self) {
+        self.flags.fetch_or(BLACK, SeqCst);
+        self.log('C', "sets BLACK".into());
+    }
+
     /// `collector::mark`.
     fn mark(&self, stack: &mut Vec<usize>, o: usize) {
         if self.set_mark(o) {
@@ -630,6 +694,39 @@ impl World {
         }
     }
 
+    /// Termination by handshake rounds: repeats until a round in which no
+    /// thread shaded anything (no `dirty` flag) and nothing was published
+    /// (`GRAY` empty).
+    fn terminate(&self, stack: &mut Vec<usize>) {
+        loop {
+            let threads = self.snapshot();
+            for t in &threads {
+                t.dirty.store(false, SeqCst);
+            }
+            self.log('C', "clears the dirty flags".into());
+            self.handshake(&threads);
+            let gray_empty = *self.gray.lock().unwrap() == 0;
+            let dirty = threads.iter().any(|t| t.dirty.load(SeqCst));
+            let clean =
+                (gray_empty || self.faults.ignore_gray) && (!dirty || self.faults.ignore_dirty);
+            self.log(
+                'C',
+                format!(
+                    "round: GRAY empty = {gray_empty}, dirty = {dirty}: {}",
+                    if clean {
+                        "clean, terminates"
+                    } else {
+                        "drains again"
+                    }
+                ),
+            );
+            if clean {
+                return;
+            }
+            self.drain_all(stack);
+        }
+    }
+
     /// Objects reachable from the root slots, read with `fetch_add(0)`
     /// (always the newest value in loom): the checker's view of the heap.
     fn reachable_now(&self) -> u64 {
@@ -660,6 +757,32 @@ impl World {
         seen
     }
 
+    /// The world is stopped: takes every thread's grey buffer (`take_gray`)
+    /// and checks that there is no grey work left: not in the collector's
+    /// stack, not in a thread's buffer, not in `GRAY` (the stop drains
+    /// nothing, so anything there would never be scanned).
+    fn check_no_grey_left(&self, stack: &[usize], threads: &[Arc<Mutator>]) {
+        let mut left = stack.iter().fold(0u64, |s, &o| s | 1 << o);
+        for t in threads {
+            // `take_gray`: the owner is unpinned.
+            let b = t.gray.load(Relaxed);
+            t.gray.store(0, Relaxed);
+            self.log(
+                'C',
+                format!("takes the thread's grey buffer {}", self.set_names(b)),
+            );
+            left |= b;
+        }
+        left |= *self.gray.lock().unwrap();
+        assert!(
+            left == 0,
+            "SAFETY VIOLATION: grey work left at the stop: {} (marked: {}); interleaving:\n  {}",
+            self.set_names(left),
+            self.set_names(self.marks.load(Relaxed)),
+            self.interleaving()
+        );
+    }
+
     /// The sweep, with the check: every reachable object is marked. Returns
     /// the freed objects.
     fn sweep(&self) -> u64 {
@@ -682,46 +805,43 @@ impl World {
 
     /// `collector::cycle`: returns the objects the sweep freed.
     fn cycle(&self, armed: bool) -> u64 {
+        let f = self.faults;
         if !armed {
-            // 1. Arm. The real code snapshots the thread list first.
+            // 1. Arm: set `MARKING`, snapshot the thread list, handshake.
             let mut threads = Vec::new();
-            if !self.faults.snapshot_after_arm {
+            if f.snapshot_before_arm {
                 threads = self.snapshot();
+            }
+            if f.black_before_marking {
+                self.set_black();
             }
             self.flags.fetch_or(MARKING, SeqCst);
             self.log('C', "sets MARKING".into());
-            if self.faults.snapshot_after_arm {
+            if f.black_before_handshake {
+                self.set_black();
+            }
+            if !f.snapshot_before_arm {
                 threads = self.snapshot();
             }
-            if !self.faults.no_handshake {
+            if !f.no_handshake {
                 self.handshake(&threads);
             }
+        }
+        // Black allocation from now on.
+        if !(f.black_before_marking || f.black_before_handshake) {
+            self.set_black();
         }
         // 2-3. Roots and concurrent drain.
         let mut stack = Vec::new();
         self.mark_roots(&mut stack);
         self.drain_all(&mut stack);
-        // 4. Terminate and sweep with the world stopped (THREADS held).
+        // 4. Terminate by handshake rounds.
+        self.terminate(&mut stack);
+        // 5. Stop the world (THREADS held): no marking work is left.
         let threads = self.threads.lock().unwrap();
         self.stop_the_world(&threads);
-        if !self.faults.no_take_gray {
-            for t in threads.iter() {
-                // `take_gray`: the owner is unpinned.
-                let b = t.gray.load(Relaxed);
-                stack.extend(bits(b));
-                t.gray.store(0, Relaxed);
-                self.log(
-                    'C',
-                    format!("takes the thread's grey buffer {}", self.set_names(b)),
-                );
-            }
-        }
-        if self.faults.final_skips_gray {
-            self.drain(&mut stack);
-        } else {
-            self.drain_all(&mut stack);
-        }
-        self.flags.fetch_and(!MARKING, SeqCst);
+        self.check_no_grey_left(&stack, &threads);
+        self.flags.fetch_and(!(MARKING | BLACK), SeqCst);
         let freed = self.sweep();
         self.start_the_world();
         drop(threads);
@@ -763,6 +883,7 @@ fn run(name: &str, bound: usize, setup: &'static Setup, faults: Faults, script: 
         let t = Arc::new(Mutator {
             state: AtomicU64::new(if setup.armed { 1 << 1 } else { 0 }),
             gray: AtomicU64::new(0),
+            dirty: AtomicBool::new(false),
         });
         if setup.registered {
             w.register(&t);
@@ -848,8 +969,7 @@ fn arm_without_handshake_fails() {
 /// Negative control: pin publishes `state` and reads `FLAGS` with no
 /// store->load order, so the collector can see the thread unpinned while
 /// the thread sees no `MARKING`. The bug needs stale reads, not a schedule:
-/// one preemption finds it in well under a second (with the model's bound
-/// loom searches for some 400,000 executions first).
+/// one preemption finds it quickly.
 #[test]
 #[should_panic(expected = "SAFETY VIOLATION")]
 fn arm_pin_without_store_load_order_fails() {
@@ -860,10 +980,10 @@ fn arm_pin_without_store_load_order_fails() {
     run("arm/pin without fence", 1, &ARM, f, move_script);
 }
 
-/// Not a bug in this design: without the deletion half, the insertion half
-/// still shades X (no thread keeps a local across the final stop).
+/// Finding: the insertion half alone keeps the arm safe for this script
+/// (X is stored into B, so the insertion half shades it).
 #[test]
-fn arm_deletion_half_redundant_with_stop_termination() {
+fn arm_deletion_half_redundant_for_a_move() {
     let f = Faults {
         no_deletion: true,
         ..Faults::default()
@@ -871,8 +991,8 @@ fn arm_deletion_half_redundant_with_stop_termination() {
     run("arm/no deletion half", ARM_BOUND, &ARM, f, move_script);
 }
 
-/// Not a bug in this design either: without the insertion half, the
-/// deletion half shades X before it leaves A.
+/// Finding: the deletion half alone keeps the arm safe for this script
+/// (X is shaded when A's edge to it is deleted).
 #[test]
 fn arm_insertion_half_redundant_for_a_move() {
     let f = Faults {
@@ -882,10 +1002,7 @@ fn arm_insertion_half_redundant_for_a_move() {
     run("arm/no insertion half", ARM_BOUND, &ARM, f, move_script);
 }
 
-/// Liveness control: the condvar model has teeth. If unpin did not wake
-/// the collector, a handshake or stop that found the thread pinned would
-/// sleep forever, and loom reports the deadlock (the protocol as built
-/// never deadlocks in any model).
+/// Liveness control.
 #[test]
 #[should_panic(expected = "deadlock")]
 fn arm_unpin_without_wakeup_deadlocks() {
@@ -908,7 +1025,83 @@ fn arm_without_barrier_fails() {
     run("arm/no barrier", ARM_BOUND, &ARM, f, move_script);
 }
 
-// ---- Model 2: termination with a store racing the final round -------------
+// ---- Model 1b: black allocation against the arm ----------------------------
+
+const N1: usize = 3;
+
+/// A and B rooted; A.0 -> X; N a free slot.
+static ARM_ALLOC: Setup = Setup {
+    names: &["A", "B", "X", "N"],
+    allocated: &[0, 1, 2],
+    edges: &[(A, 0, 2)],
+    roots: &[Some(A), Some(B)],
+    armed: false,
+    registered: true,
+};
+
+const ALLOC_BOUND: usize = 3;
+
+/// Take X out of A, allocate N, store X into N, N into B.
+fn alloc_script(w: &World, t: &Arc<Mutator>) {
+    w.pin(t);
+    let x = w.load(A, 0);
+    w.store(t, A, 0, 0);
+    let n = w.alloc(t, N1, &[]);
+    w.store(t, N1, 0, x);
+    w.store(t, B, 0, n);
+    w.unpin(t);
+}
+
+#[test]
+fn arm_black_allocation_vs_store() {
+    run(
+        "arm/alloc",
+        ALLOC_BOUND,
+        &ARM_ALLOC,
+        Faults::default(),
+        alloc_script,
+    );
+}
+
+/// Finding: setting `BLACK` before the arm handshake is safe here, because
+/// `BLACK` and `MARKING` are bits of one word: a thread whose allocation
+/// read `BLACK` reads `MARKING` in every later barrier (coherence), so it
+/// never stores into a black object without shading. The real code sets
+/// `BLACK` after the handshake anyway (see the module comment).
+#[test]
+fn arm_black_before_handshake_is_safe_one_flags_word() {
+    let f = Faults {
+        black_before_handshake: true,
+        ..Faults::default()
+    };
+    run(
+        "arm/alloc, BLACK before the handshake",
+        ALLOC_BOUND,
+        &ARM_ALLOC,
+        f,
+        alloc_script,
+    );
+}
+
+/// Negative control: `BLACK` before `MARKING`: a thread allocates N black,
+/// then stores X into it with the barrier off; nothing scans N.
+#[test]
+#[should_panic(expected = "SAFETY VIOLATION")]
+fn arm_black_before_marking_fails() {
+    let f = Faults {
+        black_before_marking: true,
+        ..Faults::default()
+    };
+    run(
+        "arm/alloc, BLACK before MARKING",
+        ALLOC_BOUND,
+        &ARM_ALLOC,
+        f,
+        alloc_script,
+    );
+}
+
+// ---- Model 2: termination with a store racing the rounds ------------------
 
 const X2: usize = 2;
 const N2: usize = 4;
@@ -924,7 +1117,7 @@ static TERM: Setup = Setup {
 };
 
 /// Preemption bound of model 2.
-const TERM_BOUND: usize = 5;
+const TERM_BOUND: usize = 3;
 
 /// Move X from A into B (insert, then delete), allocate N and store it into B.
 fn term_script(w: &World, t: &Arc<Mutator>) {
@@ -932,8 +1125,19 @@ fn term_script(w: &World, t: &Arc<Mutator>) {
     let x = w.load(A, 0);
     w.store(t, B, 0, x);
     w.store(t, A, 0, 0);
-    let n = w.alloc(N2);
+    let n = w.alloc(t, N2, &[]);
     w.store(t, B, 1, n);
+    w.unpin(t);
+}
+
+/// Hold X in a local: take it out of A, then allocate N born with an edge
+/// to X and store N into B.
+fn hold_script(w: &World, t: &Arc<Mutator>) {
+    w.pin(t);
+    let x = w.load(A, 0);
+    w.store(t, A, 0, 0);
+    let n = w.alloc(t, N2, &[x]);
+    w.store(t, B, 0, n);
     w.unpin(t);
 }
 
@@ -948,18 +1152,27 @@ fn termination_vs_store() {
     );
 }
 
-/// Negative control: the final drain ignores the grey buffers published at
-/// unpin after the concurrent drain's last look (X shaded, never scanned:
-/// Y is lost).
 #[test]
-#[should_panic(expected = "SAFETY VIOLATION")]
-fn termination_final_drain_skipping_gray_fails() {
+fn termination_vs_held_local() {
+    run(
+        "termination/hold",
+        TERM_BOUND,
+        &TERM,
+        Faults::default(),
+        hold_script,
+    );
+}
+
+/// Finding: with one mutator and the collector as the only drainer, the
+/// `dirty` flags are redundant: see the module comment.
+#[test]
+fn termination_dirty_redundant_with_one_mutator() {
     let f = Faults {
-        final_skips_gray: true,
+        ignore_dirty: true,
         ..Faults::default()
     };
     run(
-        "termination/final skips GRAY",
+        "termination/ignore dirty",
         TERM_BOUND,
         &TERM,
         f,
@@ -967,13 +1180,40 @@ fn termination_final_drain_skipping_gray_fails() {
     );
 }
 
-/// Not a bug in the model: unpin publishing its grey buffer after the
-/// `state` swap is covered by `take_gray` at the stop (the buffer moves to
-/// `GRAY` under the `GRAY` lock, so the collector finds it in one place or
-/// the other). In the real code it would be a data race on the buffer's
-/// `Vec`, which a model built from atomics cannot show.
+/// Negative control: a round that ignores `GRAY` ends while the grey
+/// buffer the handshake made the mutator publish is unscanned.
 #[test]
-fn termination_late_flush_covered_by_take_gray() {
+#[should_panic(expected = "SAFETY VIOLATION")]
+fn termination_ignore_gray_fails() {
+    let f = Faults {
+        ignore_gray: true,
+        ..Faults::default()
+    };
+    run("termination/ignore GRAY", TERM_BOUND, &TERM, f, term_script);
+}
+
+/// Finding: with the stop at the end (every thread unpinned, no local
+/// survives) the insertion half alone is enough for this script.
+#[test]
+fn termination_deletion_half_redundant_for_a_move() {
+    let f = Faults {
+        no_deletion: true,
+        ..Faults::default()
+    };
+    run(
+        "termination/no deletion half",
+        TERM_BOUND,
+        &TERM,
+        f,
+        term_script,
+    );
+}
+
+/// Negative control: the grey buffer is published after the unpin swap, so
+/// the handshake can pass the thread before its shades are visible.
+#[test]
+#[should_panic(expected = "SAFETY VIOLATION")]
+fn termination_late_flush_fails() {
     let f = Faults {
         flush_after_unpin: true,
         ..Faults::default()
@@ -987,26 +1227,8 @@ fn termination_late_flush_covered_by_take_gray() {
     );
 }
 
-/// Negative control: unpin publishes after the swap and the stop does not
-/// take the threads' buffers: the stop completes before X reaches `GRAY`.
-#[test]
-#[should_panic(expected = "SAFETY VIOLATION")]
-fn termination_late_flush_without_take_gray_fails() {
-    let f = Faults {
-        flush_after_unpin: true,
-        no_take_gray: true,
-        ..Faults::default()
-    };
-    run(
-        "termination/flush after unpin, no take_gray",
-        TERM_BOUND,
-        &TERM,
-        f,
-        term_script,
-    );
-}
-
-/// Negative control: no insertion half (N is white and only in B).
+/// Negative control: no insertion half: an object stored into an already
+/// scanned one is never shaded.
 #[test]
 #[should_panic(expected = "SAFETY VIOLATION")]
 fn termination_without_insertion_half_fails() {
@@ -1016,34 +1238,6 @@ fn termination_without_insertion_half_fails() {
     };
     run(
         "termination/no insertion half",
-        TERM_BOUND,
-        &TERM,
-        f,
-        term_script,
-    );
-}
-
-/// Negative control: the stop's Dekker pair broken on the pin side (bound 1,
-/// as in model 1).
-#[test]
-#[should_panic(expected = "SAFETY VIOLATION")]
-fn termination_pin_without_store_load_order_fails() {
-    let f = Faults {
-        pin_no_fence: true,
-        ..Faults::default()
-    };
-    run("termination/pin without fence", 1, &TERM, f, term_script);
-}
-
-/// Not a bug in this design: the insertion half shades X.
-#[test]
-fn termination_deletion_half_redundant_with_stop_termination() {
-    let f = Faults {
-        no_deletion: true,
-        ..Faults::default()
-    };
-    run(
-        "termination/no deletion half",
         TERM_BOUND,
         &TERM,
         f,
@@ -1075,7 +1269,7 @@ fn create_script(w: &World, t: &Arc<Mutator>) {
     let x = w.load(A, 0);
     w.root_create(t, 1, x);
     w.store(t, A, 0, 0);
-    let n = w.alloc(N3);
+    let n = w.alloc(t, N3, &[]);
     w.root_create(t, 2, n);
     w.unpin(t);
 }
@@ -1091,8 +1285,7 @@ fn roots_create_vs_root_scan() {
     );
 }
 
-/// Negative control: root creation does not shade (N, white, is only in a
-/// root slot the scan already passed).
+/// Negative control: root creation does not shade.
 #[test]
 #[should_panic(expected = "SAFETY VIOLATION")]
 fn roots_create_without_barrier_fails() {
@@ -1141,12 +1334,8 @@ fn roots_drop_vs_root_scan() {
     );
 }
 
-/// Not a bug in this design, and the negative control that loom could not
-/// fail: moving an object from a root into the heap needs no barrier at all,
-/// because `mark_roots` reads every slot before the first object is scanned.
-/// If the scan reads X's slot after the drop, the store into A (earlier in
-/// the mutator, published by the drop's AcqRel swap) is visible when A is
-/// scanned.
+/// Finding: moving an object from a root into the heap needs no barrier,
+/// because every root slot is read before any object is scanned.
 #[test]
 fn roots_drop_to_heap_needs_no_barrier_roots_are_read_first() {
     let f = Faults {
@@ -1196,8 +1385,7 @@ fn roots_clone_then_drop_vs_root_scan() {
     );
 }
 
-/// Not a bug in this design: either root barrier alone covers a move
-/// between roots; here the creation barrier does.
+/// Finding: either root barrier alone covers a move between roots.
 #[test]
 fn roots_drop_barrier_redundant_with_create_barrier() {
     let f = Faults {
@@ -1213,8 +1401,7 @@ fn roots_drop_barrier_redundant_with_create_barrier() {
     );
 }
 
-/// Negative control: neither root barrier. The scan reads the new slot
-/// before the clone and the old one after the drop.
+/// Negative control: neither root barrier.
 #[test]
 #[should_panic(expected = "SAFETY VIOLATION")]
 fn roots_move_without_root_barriers_fails() {
@@ -1249,36 +1436,29 @@ fn register_move_script(w: &World, t: &Arc<Mutator>) {
     move_script(w, t);
 }
 
-/// Negative control, and the bug loom found in the first version of
-/// `cycle`: snapshotting `THREADS` before setting `MARKING` lets a thread
-/// that registers and pins in between escape the arm handshake, and its
-/// in-flight store is lost. Passes because loom finds it.
 #[test]
 #[should_panic(expected = "SAFETY VIOLATION")]
 fn registration_snapshot_before_arm_loses_an_object() {
+    let f = Faults {
+        snapshot_before_arm: true,
+        ..Faults::default()
+    };
     run(
         "registration/snapshot before arm",
         ARM_BOUND,
         &REGISTER,
-        Faults::default(),
+        f,
         register_move_script,
     );
 }
 
-/// The real code's order: snapshot after setting `MARKING`. A thread that
-/// registers after the snapshot took `THREADS` after the collector set
-/// `MARKING`, so its pin reads `MARKING`.
 #[test]
 fn registration_snapshot_after_arm_is_safe() {
-    let f = Faults {
-        snapshot_after_arm: true,
-        ..Faults::default()
-    };
     run(
         "registration/snapshot after arm",
         ARM_BOUND,
         &REGISTER,
-        f,
+        Faults::default(),
         register_move_script,
     );
 }
