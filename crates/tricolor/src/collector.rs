@@ -338,7 +338,8 @@ pub(crate) fn assist(work: u64) {
 const PREFETCH: usize = 8;
 
 /// Scans grey objects until none is left or `t.scanned` reaches `budget`
-/// (what is not scanned then stays on the stack).
+/// (what is not scanned then stays on the stack). With a finite budget (an
+/// assist) it also stops when the collector waits for threads.
 ///
 /// Popping an object and reading its header right away stalls on a cache
 /// miss for nearly every object of a large heap. So popped objects pass
@@ -377,7 +378,14 @@ fn drain(t: &mut Tracer, budget: u64) {
                 // Assists (a finite budget) earn no background credit.
                 report_progress(t, budget == u64::MAX);
             }
-            if t.scanned >= budget {
+            // An assist (a finite budget) also yields to a handshake or a
+            // stop: its thread is pinned, so scanning on would hold up the
+            // collector, and every other thread with it (Go's assists are
+            // preemptible for the same reason). The debt left is forgiven.
+            if t.scanned >= budget
+                || (budget != u64::MAX
+                    && thread::FLAGS.load(Relaxed) & (thread::STW | thread::WAITING) != 0)
+            {
                 for i in 0..count {
                     t.stack.push(ring[(head + i) % PREFETCH]);
                 }
