@@ -566,7 +566,20 @@ fn cycle(reason: Reason) {
         // The pause starts with the request: from now on a thread that pins waits.
         let requested = Instant::now();
         if thread::try_stop_the_world(&threads, patience) {
-            break (threads, requested);
+            for t in threads.iter() {
+                // SAFETY: the world is stopped: no mutator touches its grey buffer.
+                unsafe { t.take_gray(&mut tracer.stack) };
+            }
+            tracer
+                .stack
+                .append(&mut GRAY.lock().unwrap_or_else(|e| e.into_inner()));
+            // Empty after a clean round (docs/design/core-api.md,
+            // "Termination"), unless a weak upgrade shaded an object the
+            // mark had not reached since (the keep-alive barrier): then the
+            // world restarts and marking goes on, so the stop stays short.
+            if tracer.stack.is_empty() {
+                break (threads, requested);
+            }
         }
         thread::start_the_world();
         given_up_ns += requested.elapsed().as_nanos() as u64;
@@ -576,17 +589,12 @@ fn cycle(reason: Reason) {
         WORKERS_ON.store(false, SeqCst);
         patience = (patience * 2).min(std::time::Duration::from_millis(64));
     };
-    for t in threads.iter() {
-        // SAFETY: the world is stopped: no mutator touches its grey buffer.
-        unsafe { t.take_gray(&mut tracer.stack) };
-    }
-    // Empty after a clean round (docs/design/core-api.md, "Termination");
-    // drained anyway rather than trusted in release builds.
-    debug_assert!(tracer.stack.is_empty(), "grey work left at the stop");
-    drain_all(&mut tracer);
     if crate::options::gccheckmark() {
         checkmark();
     }
+    // Marking is complete: clear weak pointers to unmarked objects and
+    // queue their cleanups, before any sweep of the new generation.
+    crate::specials::at_stop();
     for t in threads.iter() {
         // SAFETY: the world is stopped: no mutator touches its cache.
         unsafe { t.release_cache() };
@@ -597,6 +605,7 @@ fn cycle(reason: Reason) {
     let pause = stw.elapsed().as_nanos() as u64;
     thread::start_the_world();
     drop(threads);
+    crate::specials::hand_over();
     *stack = std::mem::take(&mut tracer.stack);
 
     let restarted = Instant::now();
@@ -720,6 +729,7 @@ fn cycle_stopped(reason: Reason, stack: &mut Vec<usize>, start: Instant, before:
     if crate::options::gccheckmark() {
         checkmark();
     }
+    crate::specials::at_stop();
     for t in threads.iter() {
         // SAFETY: the world is stopped: no mutator touches its cache.
         unsafe { t.release_cache() };
@@ -732,6 +742,7 @@ fn cycle_stopped(reason: Reason, stack: &mut Vec<usize>, start: Instant, before:
     let pause = stw.elapsed().as_nanos() as u64;
     thread::start_the_world();
     drop(threads);
+    crate::specials::hand_over();
     *stack = std::mem::take(&mut tracer.stack);
     let restarted = Instant::now();
     finish_cycle(

@@ -44,6 +44,7 @@ extern crate self as tricolor;
 mod gcvec;
 mod member;
 mod root;
+mod specials;
 mod stats;
 mod thread;
 mod trace;
@@ -70,6 +71,9 @@ pub use member::{Gc, Member};
 pub use options::{OptionSpec, OPTIONS};
 pub use root::Root;
 pub use scavenger::free_os_memory;
+pub use specials::{
+    add_cleanup, cleanup_panics, cleanups_run, keep_alive, run_cleanups, Cleanup, Weak,
+};
 pub use stats::{read_mem_stats, MemStats, BLOCKED_BUCKETS};
 pub use thread::{pin, Guard};
 pub use trace::{Trace, Tracer};

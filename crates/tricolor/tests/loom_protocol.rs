@@ -103,6 +103,16 @@
 //!   the mutator stores it into A's edge, unpins, then drops the root (the
 //!   drop pins on its own, as `Root::drop` does). Clone then drop: X moves
 //!   from one root slot to another (`Root::clone`, then drop the original).
+//! - Model 5, `weak_*` (bound 4): a weak upgrade racing weak clearing
+//!   (`specials.rs`). X is reachable only through a weak cell, X -> Y. The
+//!   mutator upgrades (pin, read the cell, root what it names, unpin) while
+//!   the collector runs a cycle whose stop clears the cell if X is unmarked.
+//!   An upgrade after termination shades X (root creation is the keep-alive
+//!   barrier); the stop finds that grey work and restarts instead of
+//!   clearing and sweeping, as the real code does. Only this model lets the
+//!   stop find grey work; the others assert it never does. Checked too: a
+//!   cell not cleared never names a freed object. Controls: no keep-alive
+//!   barrier; a stop that ignores the grey work.
 //! - Model 4, `registration_*` (bound 4): as model 1, but the mutator registers (its
 //!   first pin) while the cycle starts. `cycle` once snapshot `THREADS`
 //!   *before* setting `MARKING`, so a thread that registered and pinned in
@@ -220,6 +230,9 @@ struct Faults {
     no_root_create_barrier: bool,
     /// Root drop does not shade its old target.
     no_root_drop_barrier: bool,
+    /// The stop ignores grey work a weak upgrade made after termination
+    /// (clears weak pointers and sweeps anyway) instead of restarting.
+    no_stop_retry: bool,
     /// `unpin_outer` publishes the grey buffer after the `state` swap.
     flush_after_unpin: bool,
     /// `unpin_outer` never wakes the collector (a liveness control).
@@ -256,6 +269,10 @@ struct Setup {
     /// The mutator is registered before the cycle starts (else its script
     /// registers it).
     registered: bool,
+    /// The object a weak cell points to at the start (model 5); a setup
+    /// with a weak cell lets the stop find grey work and restart, as the
+    /// real code does (an upgrade after termination shades).
+    weak: Option<usize>,
 }
 
 /// A registered mutator thread (`ThreadState`).
@@ -289,6 +306,10 @@ struct World {
     marks: AtomicU64,
     allocated: AtomicU64,
     roots: Vec<AtomicUsize>,
+    /// A weak cell (`specials.rs`): the target's `Ref`, 0 once cleared.
+    weak: AtomicUsize,
+    /// The setup has a weak cell: grey work at the stop restarts the world.
+    retry_allowed: bool,
     names: &'static [&'static str],
     /// What each thread did, in loom's execution order (not part of the
     /// model: a plain `std` mutex, never held across a loom operation).
@@ -325,6 +346,8 @@ impl World {
                 .map(|o| AtomicUsize::new(o.map_or(0, r)))
                 .collect(),
             names: setup.names,
+            weak: AtomicUsize::new(setup.weak.map_or(0, r)),
+            retry_allowed: setup.weak.is_some(),
             trace: std::sync::Mutex::new(Vec::new()),
         }
     }
@@ -758,10 +781,10 @@ impl World {
     }
 
     /// The world is stopped: takes every thread's grey buffer (`take_gray`)
-    /// and checks that there is no grey work left: not in the collector's
-    /// stack, not in a thread's buffer, not in `GRAY` (the stop drains
-    /// nothing, so anything there would never be scanned).
-    fn check_no_grey_left(&self, stack: &[usize], threads: &[Arc<Mutator>]) {
+    /// and `GRAY`, and returns what is left to scan. Without a weak cell in
+    /// the setup it checks that nothing is: termination must be exact, the
+    /// stop drains nothing.
+    fn take_grey_left(&self, stack: &[usize], threads: &[Arc<Mutator>]) -> u64 {
         let mut left = stack.iter().fold(0u64, |s, &o| s | 1 << o);
         for t in threads {
             // `take_gray`: the owner is unpinned.
@@ -773,14 +796,37 @@ impl World {
             );
             left |= b;
         }
-        left |= *self.gray.lock().unwrap();
+        left |= std::mem::take(&mut *self.gray.lock().unwrap());
         assert!(
-            left == 0,
+            left == 0 || self.retry_allowed,
             "SAFETY VIOLATION: grey work left at the stop: {} (marked: {}); interleaving:\n  {}",
             self.set_names(left),
             self.set_names(self.marks.load(Relaxed)),
             self.interleaving()
         );
+        left
+    }
+
+    /// `specials::at_stop`: clears the weak cell if its target is unmarked.
+    fn clear_weak(&self) {
+        let v = self.weak.load(Relaxed);
+        if v != 0 && self.marks.load(Relaxed) & 1 << (v - 1) == 0 {
+            self.weak.store(0, Release);
+            self.log('C', format!("clears the weak pointer to {}", self.name(v)));
+        }
+    }
+
+    /// `Weak::upgrade`: pin, read the cell, root what it names (root
+    /// creation shades while marking: the keep-alive barrier), unpin.
+    fn upgrade(&self, t: &Mutator, slot: usize) -> Ref {
+        self.pin(t);
+        let v = self.weak.load(Acquire);
+        self.log('M', format!("upgrade reads {}", self.name(v)));
+        if v != 0 {
+            self.root_create(t, slot, v);
+        }
+        self.unpin(t);
+        v
     }
 
     /// The sweep, with the check: every reachable object is marked. Returns
@@ -837,19 +883,41 @@ impl World {
         self.drain_all(&mut stack);
         // 4. Terminate by handshake rounds.
         self.terminate(&mut stack);
-        // 5. Stop the world (THREADS held): no marking work is left.
-        let threads = self.threads.lock().unwrap();
-        self.stop_the_world(&threads);
-        self.check_no_grey_left(&stack, &threads);
-        self.flags.fetch_and(!(MARKING | BLACK), SeqCst);
-        let freed = self.sweep();
-        self.start_the_world();
-        drop(threads);
-        freed
+        // 5. Stop the world (THREADS held): no marking work is left, unless
+        // a weak upgrade shaded after termination: then restart, drain,
+        // terminate again and stop again.
+        loop {
+            let threads = self.threads.lock().unwrap();
+            self.stop_the_world(&threads);
+            let left = self.take_grey_left(&stack, &threads);
+            if left != 0 && !f.no_stop_retry {
+                self.log('C', "grey work at the stop: restarts".into());
+                self.start_the_world();
+                drop(threads);
+                stack.extend(bits(left));
+                self.drain_all(&mut stack);
+                self.terminate(&mut stack);
+                continue;
+            }
+            self.clear_weak();
+            self.flags.fetch_and(!(MARKING | BLACK), SeqCst);
+            let freed = self.sweep();
+            self.start_the_world();
+            drop(threads);
+            return freed;
+        }
     }
 
-    /// After the mutator is joined: nothing the sweep freed is reachable.
+    /// After the mutator is joined: nothing the sweep freed is reachable,
+    /// and a weak cell that was not cleared names an object not freed.
     fn final_check(&self, freed: u64) {
+        let w = self.weak.load(Acquire);
+        assert!(
+            w == 0 || freed & 1 << (w - 1) == 0,
+            "SAFETY VIOLATION: the weak pointer names {}, which the sweep freed; interleaving:\n  {}",
+            self.name(w),
+            self.interleaving()
+        );
         let reach = self.reachable(|a| a.load(Acquire));
         assert!(
             reach & freed == 0,
@@ -935,6 +1003,7 @@ static ARM: Setup = Setup {
     roots: &[Some(A), Some(B)],
     armed: false,
     registered: true,
+    weak: None,
 };
 
 /// Preemption bound of model 1 (and model 4).
@@ -1037,6 +1106,7 @@ static ARM_ALLOC: Setup = Setup {
     roots: &[Some(A), Some(B)],
     armed: false,
     registered: true,
+    weak: None,
 };
 
 const ALLOC_BOUND: usize = 3;
@@ -1114,6 +1184,7 @@ static TERM: Setup = Setup {
     roots: &[Some(A), Some(B)],
     armed: true,
     registered: true,
+    weak: None,
 };
 
 /// Preemption bound of model 2.
@@ -1261,6 +1332,7 @@ static ROOTS_CREATE: Setup = Setup {
     roots: &[Some(A), None, None],
     armed: false,
     registered: true,
+    weak: None,
 };
 
 /// Root X (loaded from A), delete A's edge; allocate N and root it.
@@ -1310,6 +1382,7 @@ static ROOTS_DROP: Setup = Setup {
     roots: &[Some(A), Some(X3)],
     armed: false,
     registered: true,
+    weak: None,
 };
 
 /// Store X (from its root) into A, unpin, then drop the root (`Root::drop`
@@ -1361,6 +1434,7 @@ static ROOTS_MOVE: Setup = Setup {
     roots: &[None, Some(0)],
     armed: false,
     registered: true,
+    weak: None,
 };
 
 /// `Root::clone` (into slot 0, which the scan reads first), then drop the
@@ -1429,6 +1503,7 @@ static REGISTER: Setup = Setup {
     roots: &[Some(A), Some(B)],
     armed: false,
     registered: false,
+    weak: None,
 };
 
 fn register_move_script(w: &World, t: &Arc<Mutator>) {
@@ -1460,5 +1535,71 @@ fn registration_snapshot_after_arm_is_safe() {
         &REGISTER,
         Faults::default(),
         register_move_script,
+    );
+}
+
+// ---- Model 5: a weak upgrade racing weak clearing ---------------------------
+
+/// X is reachable only through a weak cell; X.0 -> Y. Root slot 0 is free.
+static WEAK: Setup = Setup {
+    names: &["X", "Y"],
+    allocated: &[0, 1],
+    edges: &[(0, 0, 1)],
+    roots: &[None],
+    armed: false,
+    registered: true,
+    weak: Some(0),
+};
+
+/// Preemption bound of model 5.
+const WEAK_BOUND: usize = 4;
+
+/// Upgrade the weak pointer into root slot 0.
+fn upgrade_script(w: &World, t: &Arc<Mutator>) {
+    w.upgrade(t, 0);
+}
+
+/// An upgrade either fails (the cell was cleared) or keeps X and Y alive:
+/// the upgrade's root creation shades X, and a stop that finds that grey
+/// work restarts instead of clearing and sweeping.
+#[test]
+fn weak_upgrade_vs_clearing() {
+    run(
+        "weak/upgrade",
+        WEAK_BOUND,
+        &WEAK,
+        Faults::default(),
+        upgrade_script,
+    );
+}
+
+/// Negative control: no keep-alive barrier (root creation does not shade):
+/// an upgrade after the root scan roots X, which the mark never reaches.
+#[test]
+#[should_panic(expected = "SAFETY VIOLATION")]
+fn weak_upgrade_without_keep_alive_fails() {
+    let f = Faults {
+        no_root_create_barrier: true,
+        ..Faults::default()
+    };
+    run("weak/no keep-alive", WEAK_BOUND, &WEAK, f, upgrade_script);
+}
+
+/// Negative control: the stop ignores the grey X an upgrade shaded after
+/// termination: X is marked but never scanned, so Y is swept while
+/// reachable.
+#[test]
+#[should_panic(expected = "SAFETY VIOLATION")]
+fn weak_stop_without_retry_fails() {
+    let f = Faults {
+        no_stop_retry: true,
+        ..Faults::default()
+    };
+    run(
+        "weak/no retry at the stop",
+        WEAK_BOUND,
+        &WEAK,
+        f,
+        upgrade_script,
     );
 }
