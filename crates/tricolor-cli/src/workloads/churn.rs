@@ -169,6 +169,14 @@ pub struct ChurnResult {
     pub entries_verified: u64,
     /// Time to verify every slot after the run.
     pub verify: Duration,
+    /// Peak of the memory the heap maps and has not released to the OS
+    /// (`sys - heap_released`: what the memory limit limits), sampled every
+    /// 5 ms during the mutator phase.
+    pub peak_mapped: u64,
+    /// Peak resident set of the process (from `/proc/self/statm`, 0 where
+    /// unavailable), sampled with `peak_mapped`; it also counts memory
+    /// outside the heap (the payload strings, the thread stacks).
+    pub peak_rss: u64,
 }
 
 impl ChurnResult {
@@ -181,7 +189,8 @@ impl ChurnResult {
             "churn: {} live entries, {} ops on {} threads: {}; \
              mutator-observed pin/repin latency p50 {}, p99 {}, max {} ({} calls)\n\
              churn: fill {:.3} s, run {:.3} s, verify {:.3} s; batches of {BATCH} ops p50 {}, p99 {}, max {} ({} batches); \
-             verified {} reads and {} entries after the run\n",
+             verified {} reads and {} entries after the run\n\
+             churn: peak heap mapped {} MiB, peak RSS {} MiB\n",
             p.live,
             p.ops,
             p.threads,
@@ -199,6 +208,8 @@ impl ChurnResult {
             b.count,
             self.reads_verified,
             self.entries_verified,
+            self.peak_mapped >> 20,
+            self.peak_rss >> 20,
         )
     }
 
@@ -212,6 +223,8 @@ impl ChurnResult {
                 ("ops_per_s", report::json_f64(self.ops_per_s)),
                 ("mutator_pauses", l.to_json()),
                 ("batches", b.to_json()),
+                ("peak_mapped_bytes", self.peak_mapped.to_string()),
+                ("peak_rss_bytes", self.peak_rss.to_string()),
             ],
             summary: vec![
                 ("ops_per_s", format!("{:.0}", self.ops_per_s)),
@@ -233,6 +246,14 @@ impl ChurnResult {
                         human_ns(b.p50_ns),
                         human_ns(b.p99_ns),
                         human_ns(b.max_ns)
+                    ),
+                ),
+                (
+                    "peak_memory",
+                    format!(
+                        "heap mapped {} MiB, RSS {} MiB",
+                        self.peak_mapped >> 20,
+                        self.peak_rss >> 20
                     ),
                 ),
             ],
@@ -444,6 +465,30 @@ fn mutator(table: &Table, live: u64, t: u64, ops: u64, stop: &AtomicBool) -> Thr
     }
 }
 
+/// Samples the heap's mapped memory and the process's resident set every
+/// 5 ms until `stop`; returns their peaks. (A sampling period, not a
+/// synchronisation: nothing waits for the sampler but the final join.)
+fn sample_memory(stop: &AtomicBool) -> (u64, u64) {
+    let (mut mapped, mut rss) = (0u64, 0u64);
+    loop {
+        let m = tricolor::read_mem_stats();
+        mapped = mapped.max(m.sys.saturating_sub(m.heap_released));
+        rss = rss.max(resident_bytes());
+        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+            return (mapped, rss);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The process's resident set in bytes (Linux), or 0.
+fn resident_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4096)
+}
+
 /// Runs `churn` with `params`, writing its human lines to `out`, and returns
 /// what it measured.
 ///
@@ -476,7 +521,8 @@ pub fn run(params: &ChurnParams, out: &mut dyn Write) -> io::Result<ChurnResult>
     // The mutator phase. This thread holds no guard while it waits.
     let stop = AtomicBool::new(false);
     let start = Instant::now();
-    let results: Vec<ThreadResult> = std::thread::scope(|s| {
+    let (results, (peak_mapped, peak_rss)) = std::thread::scope(|s| {
+        let sampler = s.spawn(|| sample_memory(&stop));
         let handles: Vec<_> = (0..params.threads)
             .map(|t| {
                 let (table, stop) = (&*table, &stop);
@@ -487,10 +533,15 @@ pub fn run(params: &ChurnParams, out: &mut dyn Write) -> io::Result<ChurnResult>
                     .unwrap_or_else(|e| panic!("churn: cannot start mutator thread {t}: {e}"))
             })
             .collect();
-        handles
+        let results: Vec<ThreadResult> = handles
             .into_iter()
             .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
+            .collect();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let peaks = sampler
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        (results, peaks)
     });
     let elapsed = start.elapsed();
 
@@ -531,6 +582,8 @@ pub fn run(params: &ChurnParams, out: &mut dyn Write) -> io::Result<ChurnResult>
         reads_verified: results.iter().map(|r| r.reads).sum(),
         entries_verified: live,
         verify,
+        peak_mapped,
+        peak_rss,
     };
     out.write_all(result.lines().as_bytes())?;
     Ok(result)
