@@ -41,8 +41,10 @@
 extern crate self as tricolor;
 
 // Public API.
+mod gctrace;
 mod gcvec;
 mod member;
+pub mod metrics;
 mod root;
 mod stats;
 mod thread;
@@ -65,12 +67,13 @@ mod sys;
 
 pub use cache::AllocError;
 pub use collector::gc;
+pub use gctrace::set_gctrace;
 pub use gcvec::GcVec;
 pub use member::{Gc, Member};
 pub use options::{OptionSpec, OPTIONS};
 pub use root::Root;
 pub use scavenger::free_os_memory;
-pub use stats::{read_mem_stats, MemStats, BLOCKED_BUCKETS};
+pub use stats::{read_mem_stats, MemStats, SizeClassStats, BLOCKED_BUCKETS, NUM_SIZE_CLASSES};
 pub use thread::{pin, Guard};
 pub use trace::{Trace, Tracer};
 /// `#[derive(Trace)]`: see the `tricolor-derive` crate.
