@@ -208,3 +208,41 @@ mod tests {
         assert!(auto.line(0.0).ends_with(" 2 P"));
     }
 }
+
+/// With the `tracing` feature, each cycle is a `tracing` event with the
+/// trace line as its message.
+#[cfg(all(test, feature = "tracing"))]
+mod tracing_tests {
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    use tracing::span::{Attributes, Id, Record};
+    use tracing::{Event, Metadata, Subscriber};
+
+    static EVENTS: AtomicU64 = AtomicU64::new(0);
+
+    struct Count;
+    impl Subscriber for Count {
+        fn enabled(&self, m: &Metadata<'_>) -> bool {
+            m.target() == "tricolor::gctrace"
+        }
+        fn new_span(&self, _: &Attributes<'_>) -> Id {
+            Id::from_u64(1)
+        }
+        fn record(&self, _: &Id, _: &Record<'_>) {}
+        fn record_follows_from(&self, _: &Id, _: &Id) {}
+        fn event(&self, e: &Event<'_>) {
+            assert_eq!(e.metadata().target(), "tricolor::gctrace");
+            assert!(e.fields().any(|f| f.name() == "heap_live"));
+            EVENTS.fetch_add(1, Relaxed);
+        }
+        fn enter(&self, _: &Id) {}
+        fn exit(&self, _: &Id) {}
+    }
+
+    #[test]
+    fn each_cycle_is_an_event() {
+        tracing::subscriber::set_global_default(Count).unwrap();
+        let before = EVENTS.load(Relaxed);
+        crate::gc();
+        assert!(EVENTS.load(Relaxed) > before);
+    }
+}

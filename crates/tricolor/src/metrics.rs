@@ -713,4 +713,71 @@ mod tests {
              `TRICOLOR_BLESS=1 cargo test -p tricolor --lib metrics` and commit it"
         );
     }
+
+    /// With the `metrics` feature: every registry metric reaches the
+    /// installed recorder under its Prometheus name.
+    #[cfg(feature = "metrics")]
+    #[test]
+    fn facade_export_reaches_the_recorder() {
+        use ::metrics::{
+            Counter, CounterFn, Gauge, GaugeFn, Key, KeyName, Metadata, SharedString, Unit,
+        };
+        use std::sync::{Arc, Mutex};
+
+        type Log = Arc<Mutex<Vec<(String, f64)>>>;
+        struct Cell(String, Log);
+        impl CounterFn for Cell {
+            fn increment(&self, _: u64) {
+                panic!("counters are set with absolute()");
+            }
+            fn absolute(&self, v: u64) {
+                self.1.lock().unwrap().push((self.0.clone(), v as f64));
+            }
+        }
+        impl GaugeFn for Cell {
+            fn increment(&self, _: f64) {}
+            fn decrement(&self, _: f64) {}
+            fn set(&self, v: f64) {
+                self.1.lock().unwrap().push((self.0.clone(), v));
+            }
+        }
+        struct Rec(Log);
+        fn key_text(k: &Key) -> String {
+            let labels: Vec<String> = k
+                .labels()
+                .map(|l| format!("{}={}", l.key(), l.value()))
+                .collect();
+            format!("{}{{{}}}", k.name(), labels.join(","))
+        }
+        impl ::metrics::Recorder for Rec {
+            fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+            fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+            fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+            fn register_counter(&self, k: &Key, _: &Metadata<'_>) -> Counter {
+                Counter::from_arc(Arc::new(Cell(key_text(k), self.0.clone())))
+            }
+            fn register_gauge(&self, k: &Key, _: &Metadata<'_>) -> Gauge {
+                Gauge::from_arc(Arc::new(Cell(key_text(k), self.0.clone())))
+            }
+            fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> ::metrics::Histogram {
+                panic!("histograms are exported as bucket counters");
+            }
+        }
+
+        let log: Log = Arc::default();
+        ::metrics::with_local_recorder(&Rec(log.clone()), export_to_facade);
+        let got = log.lock().unwrap();
+        for d in all() {
+            let name = prometheus_name(&d);
+            let want = if d.kind == Kind::Histogram {
+                format!("{name}_count{{}}")
+            } else {
+                format!("{name}{{}}")
+            };
+            assert!(got.iter().any(|(k, _)| *k == want), "{want} not exported");
+        }
+        assert!(got
+            .iter()
+            .any(|(k, _)| k == "tricolor_gc_pauses_seconds_bucket{le=+Inf}"));
+    }
 }
