@@ -212,6 +212,19 @@ macro_rules! mem_stats {
         /// exact right after [`gc`](crate::gc); between cycles, allocation
         /// counts lag by the objects thread caches have not committed yet
         /// (at most 64 per size class per thread).
+        ///
+        /// Identities (exact right after [`gc`](crate::gc)):
+        /// `heap_inuse + heap_idle == heap_sys`, `mallocs - frees ==
+        /// heap_objects`, `sys == heap_sys + gc_sys`. The same figures, by
+        /// Go's `runtime/metrics` names, are in [`metrics`](crate::metrics).
+        ///
+        /// Go fields left out, having no meaning here: `Lookups` (always 0
+        /// in Go too), `StackInuse`/`StackSys` (no goroutine stacks),
+        /// `MSpanInuse`/`MSpanSys`/`MCacheInuse`/`MCacheSys` (span
+        /// descriptors are one block per arena, in `gc_sys`; thread caches
+        /// live in each thread's state, outside the heap's memory),
+        /// `BuckHashSys` (no profiling buckets), `OtherSys`, and `DebugGC`
+        /// (unused in Go).
         #[derive(Clone, Debug)]
         #[non_exhaustive]
         pub struct MemStats {
