@@ -67,6 +67,19 @@ pub struct RunArgs {
     #[arg(long, global = true)]
     pub json: bool,
 
+    /// Print one line per GC cycle on stderr in Go's gctrace format, as
+    /// TRICOLOR_DEBUG=gctrace=1 does.
+    #[arg(long, global = true)]
+    pub gctrace: bool,
+
+    /// After the run, print every runtime metric (tricolor::metrics, Go's
+    /// runtime/metrics names) to stdout, one per line, readable; with
+    /// --json, add them to the JSON object instead, as "metrics": {name:
+    /// value}, histograms as {"counts", "buckets" (boundaries, null for
+    /// infinite), "sum"}.
+    #[arg(long, global = true)]
+    pub metrics: bool,
+
     /// Set the GC percentage (like GOGC) before the run; a negative value
     /// turns the collector off. Overrides TRICOLOR_GC.
     #[arg(
@@ -213,6 +226,7 @@ pub fn command() -> clap::Command {
 const RUN_EXAMPLES: &str = "Examples:
   tricolor run binary-trees --depth 21 --json
   tricolor run gcbench --stats
+  tricolor run gcbench --small --gctrace --metrics
   tricolor run --gogc 200 binary-trees -n 16 --stats
   tricolor run churn --live 1000000 --ops 10000000 --threads 2 --json
   tricolor run --list
@@ -293,18 +307,30 @@ fn run(args: &RunArgs, out: &mut (dyn Write + Send)) -> Result<(), CliError> {
     if let Some(p) = args.gogc {
         tricolor::set_gc_percent(p);
     }
+    if args.gctrace {
+        tricolor::set_gctrace(true);
+    }
 
     let (wall, result) = timed_run(workload, out);
-    let extra = result?;
+    let mut extra = result?;
     out.flush().map_err(write_error)?;
 
     let stats = tricolor::read_mem_stats();
+    let metrics = args.metrics.then(tricolor::metrics::read_all);
     if args.stats {
         let text = report::summary_with(&stats, Some(wall), &extra);
         if args.json {
             eprint!("{text}");
         } else {
             out.write_all(text.as_bytes()).map_err(write_error)?;
+        }
+    }
+    if let Some(m) = &metrics {
+        if args.json {
+            extra.json.push(("metrics", report::metrics_json(m)));
+        } else {
+            out.write_all(report::metrics_text(m).as_bytes())
+                .map_err(write_error)?;
         }
     }
     if args.json {

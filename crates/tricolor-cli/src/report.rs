@@ -14,6 +14,10 @@
 //! recent at `(num_gc + 255) % 256`). Percentiles use the nearest-rank
 //! method; with no pause at all every figure is 0.
 //!
+//! With `--metrics`, every runtime metric ([`tricolor::metrics`]) is
+//! reported too: [`metrics_text`] (one readable line each) or
+//! [`metrics_json`] (a `"metrics"` object in the JSON line).
+//!
 //! A workload that measures something itself (`churn`: throughput, the
 //! latencies its threads observe) hands it over as an [`Extra`]: more keys
 //! after `pauses` in the JSON object, more lines at the end of the summary.
@@ -21,6 +25,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use tricolor::metrics::{Sample, Value};
 use tricolor::MemStats;
 
 /// Size of the `pause_ns` ring in [`MemStats`].
@@ -249,6 +254,99 @@ pub fn json_line_with(
         mem_stats.trim(),
         pauses.to_json()
     )
+}
+
+/// A metric's value in readable form, by its unit (the part of the name
+/// after `:`).
+fn metric_value(name: &str, v: &Value) -> String {
+    let unit = name.rsplit_once(':').map_or("", |(_, u)| u);
+    let seconds = |x: f64| human_ns((x * 1e9).round() as u64);
+    match v {
+        Value::U64(n) if *n == u64::MAX => "none (u64::MAX)".into(),
+        Value::U64(n) if unit == "bytes" => format!("{} ({n})", human_bytes(*n)),
+        Value::U64(n) => n.to_string(),
+        Value::F64(x) if unit.ends_with("seconds") => seconds(*x),
+        Value::F64(x) => format!("{x}"),
+        Value::Histogram(h) => {
+            let count: u64 = h.counts.iter().sum();
+            let secs = unit.ends_with("seconds");
+            let bound = |b: f64| {
+                if secs {
+                    seconds(b)
+                } else {
+                    human_bytes(b as u64)
+                }
+            };
+            let sum = bound(h.sum);
+            let used: Vec<usize> = (0..h.counts.len()).filter(|&i| h.counts[i] > 0).collect();
+            match (used.first(), used.last()) {
+                (Some(&lo), Some(&hi)) => {
+                    let top = h.buckets.get(hi + 1).copied().unwrap_or(f64::INFINITY);
+                    let top = if top.is_finite() {
+                        bound(top)
+                    } else {
+                        "inf".into()
+                    };
+                    format!(
+                        "count {count}, sum {sum}, all in [{}, {top})",
+                        bound(h.buckets[lo])
+                    )
+                }
+                _ => "count 0".into(),
+            }
+        }
+        Value::Bad => "unknown".into(),
+    }
+}
+
+/// Every metric, one `name  value` line each, under a `metrics:` heading.
+pub fn metrics_text(samples: &[Sample]) -> String {
+    let width = samples.iter().map(|s| s.name.len()).max().unwrap_or(0);
+    let mut out = String::from("metrics:\n");
+    for s in samples {
+        let _ = writeln!(
+            out,
+            "  {:width$}  {}",
+            s.name,
+            metric_value(&s.name, &s.value)
+        );
+    }
+    out
+}
+
+/// Every metric as one JSON object keyed by name: integers and floats as
+/// numbers, histograms as `{"counts": [..], "buckets": [..], "sum": x}`
+/// (bucket boundaries, one more than counts, `null` for an infinite one).
+pub fn metrics_json(samples: &[Sample]) -> String {
+    let num = |x: f64| {
+        if x.is_finite() {
+            json_f64(x)
+        } else {
+            "null".to_string()
+        }
+    };
+    let items: Vec<String> = samples
+        .iter()
+        .map(|s| {
+            let v = match &s.value {
+                Value::U64(n) => n.to_string(),
+                Value::F64(x) => num(*x),
+                Value::Histogram(h) => {
+                    let counts: Vec<String> = h.counts.iter().map(u64::to_string).collect();
+                    let buckets: Vec<String> = h.buckets.iter().map(|&b| num(b)).collect();
+                    format!(
+                        "{{\"counts\": [{}], \"buckets\": [{}], \"sum\": {}}}",
+                        counts.join(", "),
+                        buckets.join(", "),
+                        num(h.sum)
+                    )
+                }
+                Value::Bad => "null".to_string(),
+            };
+            format!("{}: {v}", json_string(&s.name))
+        })
+        .collect();
+    format!("{{{}}}", items.join(", "))
 }
 
 #[cfg(test)]

@@ -185,6 +185,8 @@ fn help_documents_everything() {
         "--json",
         "--list",
         "--gogc",
+        "--gctrace",
+        "--metrics",
     ] {
         assert!(run.contains(word), "{word} missing from:\n{run}");
     }
@@ -192,4 +194,63 @@ fn help_documents_everything() {
     assert!(o.status.success());
     let bt = stdout(&o);
     assert!(bt.contains("--depth") && bt.contains("21"), "{bt}");
+}
+
+/// `--gctrace`: one Go-format line per cycle on stderr, numbered from 1.
+#[test]
+fn gctrace_prints_go_format_lines() {
+    let o = tricolor(&["run", "binary-trees", "--depth", "14", "--gctrace"]);
+    assert!(o.status.success(), "stderr: {}", stderr(&o));
+    let err = stderr(&o);
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("gc ")).collect();
+    assert!(!lines.is_empty(), "no gctrace line in:\n{err}");
+    for (i, l) in lines.iter().enumerate() {
+        assert!(l.starts_with(&format!("gc {} @", i + 1)), "{l}");
+        for part in [
+            "s ",
+            "%: ",
+            " ms clock, ",
+            " ms cpu, ",
+            " MB, ",
+            " MB goal, ",
+            " P",
+        ] {
+            assert!(l.contains(part), "{part:?} missing from {l}");
+        }
+    }
+    assert!(
+        !stdout(&o).contains("gc 1 @"),
+        "the trace goes to stderr only"
+    );
+}
+
+/// `--metrics`: every metric after the output; with `--json`, a `metrics`
+/// object in the last line instead.
+#[test]
+fn metrics_flag_prints_every_metric() {
+    let o = tricolor(&["run", "gcbench", "--small", "--metrics"]);
+    assert!(o.status.success(), "stderr: {}", stderr(&o));
+    let out = stdout(&o);
+    let text = &out[out.find("metrics:\n").expect("a metrics section")..];
+    for d in tricolor::metrics::all() {
+        assert!(text.contains(d.name), "{} missing from:\n{text}", d.name);
+    }
+
+    let o = tricolor(&["run", "gcbench", "--small", "--metrics", "--json"]);
+    assert!(o.status.success(), "stderr: {}", stderr(&o));
+    assert!(!stdout(&o).contains("metrics:\n"), "no text with --json");
+    let v = last_line_json(&o);
+    let m = &v["metrics"];
+    for d in tricolor::metrics::all() {
+        assert!(m.get(d.name).is_some(), "{} missing from {m}", d.name);
+    }
+    assert_eq!(
+        m["/gc/cycles/total:gc-cycles"].as_u64(),
+        v["mem_stats"]["num_gc"].as_u64()
+    );
+    let p = &m["/gc/pauses:seconds"];
+    let counts = p["counts"].as_array().unwrap();
+    assert_eq!(p["buckets"].as_array().unwrap().len(), counts.len() + 1);
+    assert!(p["buckets"].as_array().unwrap().last().unwrap().is_null());
+    assert!(v.get("pauses").is_some(), "the other keys stay");
 }

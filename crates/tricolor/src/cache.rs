@@ -8,12 +8,13 @@
 //!    span's `alloc_bits` inverted in `bits`; a slot is taken with
 //!    `trailing_zeros` and `bits &= bits - 1`. No atomics, nothing shared.
 //! 2. Slow path (at most once per 64 slots): commit the exhausted word into
-//!    the span's `alloc_bits` and statistics, load the next word with free
-//!    slots; when the span is exhausted, file it as full and take a swept
-//!    partial span of the class, or sweep unswept ones until one has room
-//!    (`sweep.rs`), or take a fresh span from the page heap. Taking a
-//!    span counts all its free bytes as live for pacing (Go does the same),
-//!    and sets `GC_PENDING` when the heap goal is reached.
+//!    the span's `alloc_bits` and statistics (global and per size class),
+//!    load the next word with free slots; when the span is exhausted, file
+//!    it as full and take a swept partial span of the class, or sweep
+//!    unswept ones until one has room (`sweep.rs`), or take a fresh span
+//!    from the page heap. Taking a span counts all its free bytes as live
+//!    for pacing (Go does the same), and sets `GC_PENDING` when the heap
+//!    goal is reached.
 //! 3. Release (at each cycle's stop, and when the thread exits): commit the
 //!    partial word and give every span back to its span set, so that no
 //!    cache holds a span when a new sweep generation starts.
@@ -30,7 +31,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use crate::heap::{self, PageError, SpanMeta};
 use crate::pacer;
 use crate::sizeclass::{NUM_SPAN_CLASSES, SPAN_BYTES};
-use crate::stats::COUNTERS;
+use crate::stats::{BY_SIZE, COUNTERS};
 
 /// Why an allocation failed.
 #[derive(Debug)]
@@ -178,6 +179,8 @@ fn commit(c: &mut ClassCache, m: &SpanMeta) {
         let n = taken.count_ones() as u64;
         COUNTERS.mallocs.fetch_add(n, Relaxed);
         COUNTERS.alloc_bytes.fetch_add(n * c.size as u64, Relaxed);
+        let class = m.spanclass.load(Relaxed) as usize >> 1;
+        BY_SIZE.mallocs[class].fetch_add(n, Relaxed);
     }
     c.orig = c.bits;
 }

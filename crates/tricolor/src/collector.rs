@@ -548,6 +548,7 @@ fn cycle(reason: Reason) {
     ensure_mark_workers();
     WORKERS_ON.store(true, SeqCst);
     crate::root::mark_roots(&mut tracer);
+    let roots = Instant::now();
     terminate(&mut tracer);
     WORKERS_ON.store(false, SeqCst);
     pacer::mark_done();
@@ -619,6 +620,7 @@ fn cycle(reason: Reason) {
         reason,
         Times {
             start,
+            roots,
             mark_end,
             restarted,
             pause,
@@ -634,6 +636,7 @@ fn cycle(reason: Reason) {
 /// When a cycle's phases ended.
 struct Times {
     start: Instant,
+    roots: Instant,
     mark_end: Instant,
     restarted: Instant,
     /// The stop, from request to restart.
@@ -646,11 +649,13 @@ struct Times {
 fn finish_cycle(reason: Reason, t: Times, before: u64, live: u64, peak: u64, scanned: u64) {
     let Times {
         start,
+        roots,
         mark_end,
         restarted,
         pause,
         given_up_ns,
     } = t;
+    let goal = pacer::NEXT_GC.load(Relaxed);
     let (sys, idle) = heap::page_stats();
     pacer::cycle_end(pacer::Measured {
         marked: live,
@@ -679,29 +684,32 @@ fn finish_cycle(reason: Reason, t: Times, before: u64, live: u64, peak: u64, sca
             c.num_forced_gc += 1;
         }
         c.last_gc = end;
+        c.heap_live = live;
+        c.heap_scan = scanned;
+        c.record_pause(pause);
         c.num_gc
     };
     crate::scavenger::wake();
-    if crate::options::gctrace() {
-        eprintln!(
-            "gc {n} @{:.3}s: {:.3} ms concurrent mark, {:.3} ms stw, {:.3} ms sweep, {}->{} MB, {} MB goal{}",
-            crate::stats::START
-                .get()
-                .map(|s| s.elapsed().as_secs_f64())
-                .unwrap_or(0.0),
-            (mark_end - start).as_secs_f64() * 1e3,
-            pause as f64 / 1e6,
-            restarted.elapsed().as_secs_f64() * 1e3,
-            before >> 20,
-            live >> 20,
-            pacer::NEXT_GC.load(Relaxed) >> 20,
-            if reason == Reason::Forced {
-                " (forced)"
-            } else {
-                ""
-            }
-        );
-    }
+    let since = |t: Instant| {
+        crate::stats::START
+            .get()
+            .map_or(0, |s| t.saturating_duration_since(*s).as_nanos() as u64)
+    };
+    crate::gctrace::cycle_done(&crate::gctrace::Cycle {
+        n,
+        start_ns: since(start),
+        roots_ns: (roots - start).as_nanos() as u64,
+        mark_ns: (mark_end - roots).as_nanos() as u64,
+        stop_ns: pause,
+        sweep_ns: restarted.elapsed().as_nanos() as u64,
+        workers: 1 + extra_workers() as u64,
+        procs: u64::from(pacer::procs()),
+        heap_before: before,
+        heap_peak: peak,
+        heap_live: live,
+        goal,
+        forced: reason == Reason::Forced,
+    });
 }
 
 /// Go's `GODEBUG=gcstoptheworld=1`: the whole cycle with the world stopped
@@ -723,6 +731,7 @@ fn cycle_stopped(reason: Reason, stack: &mut Vec<usize>, start: Instant, before:
     let mut tracer = Tracer::new(Mode::Mark);
     tracer.stack = std::mem::take(stack);
     crate::root::mark_roots(&mut tracer);
+    let roots = Instant::now();
     drain_all(&mut tracer);
     pacer::mark_done();
     let mark_end = Instant::now();
@@ -749,6 +758,7 @@ fn cycle_stopped(reason: Reason, stack: &mut Vec<usize>, start: Instant, before:
         reason,
         Times {
             start,
+            roots,
             mark_end,
             restarted,
             pause,

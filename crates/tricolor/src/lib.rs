@@ -41,8 +41,10 @@
 extern crate self as tricolor;
 
 // Public API.
+mod gctrace;
 mod gcvec;
 mod member;
+pub mod metrics;
 mod root;
 mod specials;
 mod stats;
@@ -66,6 +68,7 @@ mod sys;
 
 pub use cache::AllocError;
 pub use collector::gc;
+pub use gctrace::set_gctrace;
 pub use gcvec::GcVec;
 pub use member::{Gc, Member};
 pub use options::{OptionSpec, OPTIONS};
@@ -74,7 +77,7 @@ pub use scavenger::free_os_memory;
 pub use specials::{
     add_cleanup, cleanup_panics, cleanups_run, keep_alive, run_cleanups, Cleanup, Weak,
 };
-pub use stats::{read_mem_stats, MemStats, BLOCKED_BUCKETS};
+pub use stats::{read_mem_stats, MemStats, SizeClassStats, BLOCKED_BUCKETS, NUM_SIZE_CLASSES};
 pub use thread::{pin, Guard};
 pub use trace::{Trace, Tracer};
 /// `#[derive(Trace)]`: see the `tricolor-derive` crate.

@@ -9,6 +9,16 @@
 //! objects) or allocate a large object; `frees`/`freed_bytes` by the sweeper.
 //! Between cycles they lag by the words thread caches have not committed
 //! yet; `gc()` flushes every cache, so figures read right after it are exact.
+//! The per-size-class counters (`BY_SIZE`, behind `MemStats::by_size`) are
+//! added at the same two places (a cache's word commit, a span's sweep), so
+//! they are exact too, and the allocation fast path touches no shared counter.
+//!
+//! `CYCLES` (a mutex) is written by the collector thread once per cycle, in
+//! `finish_cycle`, after the world restarted (never held during a stop);
+//! readers (`read_mem_stats`, `metrics::read`) hold it for a copy.
+//!
+//! [`snapshot`] reads every source once; `MemStats` and the metrics registry
+//! (`metrics.rs`) are both computed from it, so they agree.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
@@ -37,6 +47,27 @@ pub(crate) struct CycleStats {
     pub pause_end: [u64; 256],
     pub last_gc: u64,
     pub gc_cpu_ns: u64,
+    /// Live (marked) bytes the last cycle found.
+    pub heap_live: u64,
+    /// Bytes the last cycle scanned.
+    pub heap_scan: u64,
+    /// Histogram of stop pauses (request to restart), log2 buckets of ns as
+    /// `BLOCKED_BUCKETS`, and their sum.
+    pub pause_hist: [u64; BLOCKED_BUCKETS],
+    pub pause_hist_ns: u64,
+}
+
+impl CycleStats {
+    /// Records one cycle's stop (the collector, under `CYCLES`).
+    pub(crate) fn record_pause(&mut self, ns: u64) {
+        self.pause_hist[log2_bucket(ns)] += 1;
+        self.pause_hist_ns += ns;
+    }
+}
+
+/// The log2 bucket of `ns` (0 and 1 in bucket 0; `2^i..2^(i+1)` in bucket i).
+pub(crate) fn log2_bucket(ns: u64) -> usize {
+    (63 - ns.max(1).leading_zeros() as usize).min(BLOCKED_BUCKETS - 1)
 }
 
 pub(crate) static CYCLES: Mutex<CycleStats> = Mutex::new(CycleStats {
@@ -47,7 +78,39 @@ pub(crate) static CYCLES: Mutex<CycleStats> = Mutex::new(CycleStats {
     pause_end: [0; 256],
     last_gc: 0,
     gc_cpu_ns: 0,
+    heap_live: 0,
+    heap_scan: 0,
+    pause_hist: [0; BLOCKED_BUCKETS],
+    pause_hist_ns: 0,
 });
+
+/// Number of entries of `MemStats::by_size`: the size classes, entry 0
+/// (Go's size-0 class) unused.
+pub const NUM_SIZE_CLASSES: usize = crate::sizeclass::NUM_CLASSES;
+
+/// Per-size-class allocation and free counts (`Relaxed`, monotonic): added
+/// by thread caches at each word commit and by the sweeper per span.
+pub(crate) struct BySizeCounters {
+    pub mallocs: [AtomicU64; NUM_SIZE_CLASSES],
+    pub frees: [AtomicU64; NUM_SIZE_CLASSES],
+}
+
+pub(crate) static BY_SIZE: BySizeCounters = BySizeCounters {
+    mallocs: [const { AtomicU64::new(0) }; NUM_SIZE_CLASSES],
+    frees: [const { AtomicU64::new(0) }; NUM_SIZE_CLASSES],
+};
+
+/// Allocation counts of one size class (Go's `MemStats.BySize` entry).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SizeClassStats {
+    /// The class's slot size in bytes (object plus its 8-byte header,
+    /// rounded up to the class); 0 for the unused entry 0.
+    pub size: u32,
+    /// Cumulative count of objects allocated in this class.
+    pub mallocs: u64,
+    /// Cumulative count of objects of this class freed.
+    pub frees: u64,
+}
 
 /// Buckets of `MemStats::blocked_hist`.
 pub const BLOCKED_BUCKETS: usize = 40;
@@ -78,8 +141,7 @@ impl Blocked {
 
     /// Records that a mutator was blocked for `ns` nanoseconds.
     pub(crate) fn record(&self, ns: u64) {
-        let b = (63 - ns.max(1).leading_zeros() as usize).min(BLOCKED_BUCKETS - 1);
-        self.hist[b].fetch_add(1, Relaxed);
+        self.hist[log2_bucket(ns)].fetch_add(1, Relaxed);
         self.total_ns.fetch_add(ns, Relaxed);
     }
 }
@@ -114,6 +176,21 @@ impl JsonValue for f64 {
         }
     }
 }
+impl<const N: usize> JsonValue for [SizeClassStats; N] {
+    fn write_json(&self, out: &mut String) {
+        out.push('[');
+        for (i, c) in self.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(&format!(
+                "{{\"size\":{},\"mallocs\":{},\"frees\":{}}}",
+                c.size, c.mallocs, c.frees
+            ));
+        }
+        out.push(']');
+    }
+}
 impl<const N: usize> JsonValue for [u64; N] {
     fn write_json(&self, out: &mut String) {
         out.push('[');
@@ -135,6 +212,19 @@ macro_rules! mem_stats {
         /// exact right after [`gc`](crate::gc); between cycles, allocation
         /// counts lag by the objects thread caches have not committed yet
         /// (at most 64 per size class per thread).
+        ///
+        /// Identities (exact right after [`gc`](crate::gc)):
+        /// `heap_inuse + heap_idle == heap_sys`, `mallocs - frees ==
+        /// heap_objects`, `sys == heap_sys + gc_sys`. The same figures, by
+        /// Go's `runtime/metrics` names, are in [`metrics`](crate::metrics).
+        ///
+        /// Go fields left out, having no meaning here: `Lookups` (always 0
+        /// in Go too), `StackInuse`/`StackSys` (no goroutine stacks),
+        /// `MSpanInuse`/`MSpanSys`/`MCacheInuse`/`MCacheSys` (span
+        /// descriptors are one block per arena, in `gc_sys`; thread caches
+        /// live in each thread's state, outside the heap's memory),
+        /// `BuckHashSys` (no profiling buckets), `OtherSys`, and `DebugGC`
+        /// (unused in Go).
         #[derive(Clone, Debug)]
         #[non_exhaustive]
         pub struct MemStats {
@@ -168,7 +258,8 @@ mem_stats! {
     alloc: u64,
     /// Cumulative bytes allocated for heap objects (slot sizes).
     total_alloc: u64,
-    /// Bytes of memory obtained from the OS for the heap and its metadata.
+    /// Bytes of memory obtained from the OS for the heap and its metadata
+    /// (`heap_sys + gc_sys`).
     sys: u64,
     /// Cumulative count of heap objects allocated.
     mallocs: u64,
@@ -191,6 +282,10 @@ mem_stats! {
     heap_released: u64,
     /// Number of allocated heap objects (`mallocs - frees`).
     heap_objects: u64,
+    /// Bytes of heap metadata: the span descriptors with their allocation
+    /// and mark bitmaps, at the start of every arena (Go counts these in
+    /// `MSpanSys` and `GCSys`; here they are one block).
+    gc_sys: u64,
     /// The heap goal: the next cycle starts when the heap reaches it.
     next_gc: u64,
     /// End of the last cycle, in nanoseconds since the Unix epoch (0: none yet).
@@ -223,27 +318,76 @@ mem_stats! {
     gc_cpu_fraction: f64,
     /// Whether automatic collection is on (GOGC >= 0).
     enable_gc: bool,
+    /// Allocations and frees per size class: entry `i` is size class `i`
+    /// (entry 0 unused, as in Go). Objects larger than the largest class
+    /// (32 KiB) are counted in `mallocs`/`frees` only, as in Go.
+    by_size: [SizeClassStats; NUM_SIZE_CLASSES],
 }
 
-/// Reads the current memory statistics. Never stops the world.
-pub fn read_mem_stats() -> MemStats {
-    crate::options::init();
-    let mallocs = COUNTERS.mallocs.load(Relaxed);
-    let frees = COUNTERS.frees.load(Relaxed).min(mallocs);
-    let alloc_bytes = COUNTERS.alloc_bytes.load(Relaxed);
-    let heap_alloc = alloc_bytes.saturating_sub(COUNTERS.freed_bytes.load(Relaxed));
-    let pages = crate::heap::page_figures();
-    let (heap_sys, heap_idle) = (pages.sys, pages.free);
-    let sys = heap_sys + crate::heap::meta_bytes();
-    let c = CYCLES.lock().unwrap_or_else(|e| e.into_inner());
+/// What the metrics registry needs beyond `MemStats`, read in the same
+/// snapshot.
+pub(crate) struct Extra {
+    pub heap_live: u64,
+    pub heap_scan: u64,
+    pub pause_hist: [u64; BLOCKED_BUCKETS],
+    pub pause_hist_ns: u64,
+    pub gc_cpu_ns: u64,
+    pub gc_percent: i32,
+    pub memory_limit: u64,
+    pub freed_bytes: u64,
+}
+
+/// `MemStats::gc_cpu_fraction`: GC time over wall time since the heap started.
+pub(crate) fn gc_cpu_fraction() -> f64 {
+    let gc_ns = CYCLES.lock().unwrap_or_else(|e| e.into_inner()).gc_cpu_ns;
+    fraction(gc_ns)
+}
+
+fn fraction(gc_ns: u64) -> f64 {
     let elapsed = START
         .get()
         .map(|s| s.elapsed().as_nanos() as f64)
         .unwrap_or(0.0);
-    MemStats {
+    if elapsed > 0.0 {
+        gc_ns as f64 / elapsed
+    } else {
+        0.0
+    }
+}
+
+/// Reads the current memory statistics. Never stops the world.
+pub fn read_mem_stats() -> MemStats {
+    snapshot().0
+}
+
+/// Reads every statistic once: the atomics with `Relaxed` loads, the page
+/// heap's figures under its lock (held briefly by allocators, never during
+/// a stop), and `CYCLES` for a copy.
+pub(crate) fn snapshot() -> (MemStats, Extra) {
+    crate::options::init();
+    let mallocs = COUNTERS.mallocs.load(Relaxed);
+    let frees = COUNTERS.frees.load(Relaxed).min(mallocs);
+    let alloc_bytes = COUNTERS.alloc_bytes.load(Relaxed);
+    let freed_bytes = COUNTERS.freed_bytes.load(Relaxed).min(alloc_bytes);
+    let heap_alloc = alloc_bytes - freed_bytes;
+    let pages = crate::heap::page_figures();
+    let (heap_sys, heap_idle) = (pages.sys, pages.free);
+    let gc_sys = crate::heap::meta_bytes();
+    let by_size = std::array::from_fn(|i| SizeClassStats {
+        size: if i == 0 {
+            0
+        } else {
+            crate::sizeclass::CLASS_SIZES[i]
+        },
+        mallocs: BY_SIZE.mallocs[i].load(Relaxed),
+        frees: BY_SIZE.frees[i].load(Relaxed),
+    });
+    let c = CYCLES.lock().unwrap_or_else(|e| e.into_inner());
+    let gc_percent = crate::pacer::GC_PERCENT.load(Relaxed);
+    let stats = MemStats {
         alloc: heap_alloc,
         total_alloc: alloc_bytes,
-        sys,
+        sys: heap_sys + gc_sys,
         mallocs,
         frees,
         heap_alloc,
@@ -252,6 +396,7 @@ pub fn read_mem_stats() -> MemStats {
         heap_inuse: heap_sys - heap_idle,
         heap_released: pages.released,
         heap_objects: mallocs - frees,
+        gc_sys,
         next_gc: crate::pacer::NEXT_GC.load(Relaxed),
         last_gc: c.last_gc,
         pause_total_ns: c.pause_total_ns,
@@ -261,11 +406,19 @@ pub fn read_mem_stats() -> MemStats {
         blocked_total_ns: BLOCKED.total_ns(),
         num_gc: c.num_gc,
         num_forced_gc: c.num_forced_gc,
-        gc_cpu_fraction: if elapsed > 0.0 {
-            c.gc_cpu_ns as f64 / elapsed
-        } else {
-            0.0
-        },
-        enable_gc: crate::pacer::GC_PERCENT.load(Relaxed) >= 0,
-    }
+        gc_cpu_fraction: fraction(c.gc_cpu_ns),
+        enable_gc: gc_percent >= 0,
+        by_size,
+    };
+    let extra = Extra {
+        heap_live: c.heap_live,
+        heap_scan: c.heap_scan,
+        pause_hist: c.pause_hist,
+        pause_hist_ns: c.pause_hist_ns,
+        gc_cpu_ns: c.gc_cpu_ns,
+        gc_percent,
+        memory_limit: crate::pacer::MEMORY_LIMIT.load(Relaxed),
+        freed_bytes,
+    };
+    (stats, extra)
 }

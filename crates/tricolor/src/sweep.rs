@@ -48,7 +48,7 @@ use std::sync::{Mutex, MutexGuard};
 use crate::heap::{self, kind, SpanMeta};
 use crate::object::TypeInfo;
 use crate::sizeclass::NUM_SPAN_CLASSES;
-use crate::stats::COUNTERS;
+use crate::stats::{BY_SIZE, COUNTERS};
 
 /// The sweep generation: +2 at each cycle's stop.
 static SWEEPGEN: AtomicU32 = AtomicU32::new(0);
@@ -206,6 +206,8 @@ fn sweep_small(m: &'static SpanMeta, drops: bool) -> Outcome {
         m.mark_bits[w].store(0, Relaxed);
     }
     COUNTERS.frees.fetch_add(dead_n, Relaxed);
+    let class = m.spanclass.load(Relaxed) as usize >> 1;
+    BY_SIZE.frees[class].fetch_add(dead_n, Relaxed);
     COUNTERS
         .freed_bytes
         .fetch_add(dead_n * size as u64, Relaxed);
