@@ -673,6 +673,7 @@ fn finish_cycle(reason: Reason, t: Times, before: u64, live: u64, peak: u64, sca
         c.num_gc
     };
     crate::scavenger::wake();
+    crate::pool::on_gc_cycle();
     if crate::options::gctrace() {
         eprintln!(
             "gc {n} @{:.3}s: {:.3} ms concurrent mark, {:.3} ms stw, {:.3} ms sweep, {}->{} MB, {} MB goal{}",

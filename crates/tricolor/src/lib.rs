@@ -43,6 +43,7 @@ extern crate self as tricolor;
 // Public API.
 mod gcvec;
 mod member;
+mod pool;
 mod root;
 mod stats;
 mod thread;
@@ -68,6 +69,7 @@ pub use collector::gc;
 pub use gcvec::GcVec;
 pub use member::{Gc, Member};
 pub use options::{OptionSpec, OPTIONS};
+pub use pool::{Pool, Pooled};
 pub use root::Root;
 pub use scavenger::free_os_memory;
 pub use stats::{read_mem_stats, MemStats, BLOCKED_BUCKETS};
