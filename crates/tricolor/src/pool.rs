@@ -289,8 +289,10 @@ impl<T> Inner<T> {
     }
 }
 
-/// Per-thread pool counters, written by their thread only.
+/// Per-thread pool counters, written by their thread only (cache-line
+/// aligned: two threads' counters never share a line).
 #[derive(Default)]
+#[repr(align(128))]
 struct ThreadCounts {
     /// The epoch the thread last saw.
     seen: AtomicU64,
@@ -313,7 +315,9 @@ impl ThreadCounts {
     }
 }
 
-/// A thread's private slot for one pool.
+/// A thread's private slot for one pool (cache-line aligned: two threads'
+/// slots never share a line).
+#[repr(align(128))]
 struct Local<T> {
     item: Option<T>,
     /// The epoch `item` was put at.
@@ -322,9 +326,8 @@ struct Local<T> {
     shard: usize,
 }
 
-/// `Local<T>`, type-erased.
-trait Slot {
-    fn as_any(&mut self) -> &mut dyn Any;
+/// `Local<T>`, type-erased (`&mut dyn Slot` upcasts to `&mut dyn Any`).
+trait Slot: Any {
     /// The epoch of the held value, if any.
     fn held(&self) -> Option<u64>;
     /// Whether the pool is dropped.
@@ -334,9 +337,6 @@ trait Slot {
 }
 
 impl<T: Send + 'static> Slot for Local<T> {
-    fn as_any(&mut self) -> &mut dyn Any {
-        self
-    }
     fn held(&self) -> Option<u64> {
         self.item.as_ref().map(|_| self.epoch)
     }
@@ -548,7 +548,7 @@ impl<T: Send + 'static> Pool<T> {
                 if e.id != self.id {
                     return None;
                 }
-                let local = e.slot.as_any().downcast_mut::<Local<T>>()?;
+                let local = (&mut *e.slot as &mut dyn Any).downcast_mut::<Local<T>>()?;
                 let x = local.item.take()?;
                 if let Some(c) = &l.counts {
                     c.forget(local.epoch, l.seen);
@@ -577,7 +577,7 @@ impl<T: Send + 'static> Pool<T> {
             if e.id != self.id {
                 return;
             }
-            let Some(local) = e.slot.as_any().downcast_mut::<Local<T>>() else {
+            let Some(local) = (&mut *e.slot as &mut dyn Any).downcast_mut::<Local<T>>() else {
                 return;
             };
             if local.item.is_some() {
@@ -656,7 +656,7 @@ impl<T: Send + 'static> Pool<T> {
                     shard: l.shard,
                 }),
             });
-            let local = e.slot.as_any().downcast_mut::<Local<T>>()?;
+            let local = (&mut *e.slot as &mut dyn Any).downcast_mut::<Local<T>>()?;
             Some((f(local, &counts, now), l.shard))
         });
         // User `Drop`s run here, with no borrow held.
