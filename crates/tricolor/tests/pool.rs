@@ -212,7 +212,7 @@ fn dropped_pool_frees_its_values() {
         from_main.recv().unwrap();
     });
     from_thread.recv().unwrap();
-    let pool = Arc::try_unwrap(pool).ok().expect("the last handle");
+    let pool = Arc::try_unwrap(pool).expect("the last handle");
     drop(pool);
     assert_eq!(c.drops(), 5, "the pool's values are dropped with it");
     to_thread.send(()).unwrap();
@@ -276,7 +276,7 @@ fn concurrent_use_with_cycles() {
     for t in threads {
         t.join().unwrap();
     }
-    drop(Arc::try_unwrap(pool).ok().expect("the last handle"));
+    drop(Arc::try_unwrap(pool).expect("the last handle"));
     assert_eq!(
         c.drops(),
         c.made.load(SeqCst),
