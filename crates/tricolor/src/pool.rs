@@ -80,7 +80,14 @@
 //!   `on_gc_cycle`), read `Relaxed` by every pool operation (a read-mostly
 //!   cache line: one miss per cycle per thread).
 //! - `Shard { primary, victim }`: under the shard's `Mutex`; written by any
-//!   thread's slow path, by the rotation and by `Drop for Pool`.
+//!   thread's slow path, by the rotation and by `Drop for Pool`. Next to it,
+//!   `primary_len` and `victim_len` are stored under the lock and read
+//!   `Relaxed` without it, to skip empty shards: a `get` may then miss a
+//!   value being pushed (and call `new`: a pool may always miss), and the
+//!   rotation may skip a shard whose first push is racing with it (that
+//!   value counts as pushed after the rotation, and still leaves within two
+//!   cycles of its push). A push that happens-before the cycle (e.g. before
+//!   the `gc()` call that requests it) is always seen.
 //! - `Inner::alive`: set false by `Drop for Pool` *before* it drains the
 //!   shards under their locks; a thread-exit push checks it under the shard
 //!   lock, so nothing enters a shard after the drain and the last `Arc` of
@@ -226,20 +233,41 @@ struct Shard<T> {
     victim: Vec<T>,
 }
 
+/// A shard, its lock, and its lengths readable without the lock (written
+/// under it), so that a `get` skips empty shards without locking them.
+#[repr(align(128))]
+struct ShardCell<T> {
+    shard: Mutex<Shard<T>>,
+    primary_len: AtomicUsize,
+    victim_len: AtomicUsize,
+}
+
+impl<T> ShardCell<T> {
+    /// Records the lengths (under the lock).
+    fn set_lens(&self, s: &Shard<T>) {
+        self.primary_len.store(s.primary.len(), Relaxed);
+        self.victim_len.store(s.victim.len(), Relaxed);
+    }
+}
+
 /// The part of a pool the registry and the private slots point to.
 struct Inner<T> {
     /// False once the `Pool` is dropped (see the module docs).
     alive: AtomicBool,
-    shards: Box<[Mutex<Shard<T>>]>,
+    shards: Box<[ShardCell<T>]>,
 }
 
 impl<T: Send + 'static> Rotate for Inner<T> {
     fn rotate(&self) -> Option<Box<dyn Send>> {
         let mut old = Vec::new();
-        for s in self.shards.iter() {
-            let mut s = lock(s);
+        for c in self.shards.iter() {
+            if c.primary_len.load(Relaxed) == 0 && c.victim_len.load(Relaxed) == 0 {
+                continue;
+            }
+            let mut s = lock(&c.shard);
             let dead = std::mem::take(&mut s.victim);
             s.victim = std::mem::take(&mut s.primary);
+            c.set_lens(&s);
             let moved = s.victim.len() as isize;
             SHARED_PRIMARY.fetch_sub(moved, Relaxed);
             SHARED_VICTIM.fetch_add(moved - dead.len() as isize, Relaxed);
@@ -255,7 +283,8 @@ impl<T> Inner<T> {
     /// Pushes `x` on shard `i`'s primary (or victim); gives it back if the
     /// pool is dropped.
     fn push(&self, i: usize, x: T, victim: bool) -> Result<(), T> {
-        let mut s = lock(&self.shards[i % self.shards.len()]);
+        let c = &self.shards[i % self.shards.len()];
+        let mut s = lock(&c.shard);
         if !self.alive.load(Relaxed) {
             return Err(x);
         }
@@ -266,6 +295,7 @@ impl<T> Inner<T> {
             s.primary.push(x);
             SHARED_PRIMARY.fetch_add(1, Relaxed);
         }
+        c.set_lens(&s);
         Ok(())
     }
 
@@ -273,16 +303,33 @@ impl<T> Inner<T> {
     /// primaries, then the victims.
     fn pop(&self, i: usize) -> Option<T> {
         let n = self.shards.len();
-        for k in 0..n {
-            if let Some(x) = lock(&self.shards[(i + k) % n]).primary.pop() {
-                SHARED_PRIMARY.fetch_sub(1, Relaxed);
-                return Some(x);
-            }
-        }
-        for k in 0..n {
-            if let Some(x) = lock(&self.shards[(i + k) % n]).victim.pop() {
-                SHARED_VICTIM.fetch_sub(1, Relaxed);
-                return Some(x);
+        for victim in [false, true] {
+            for k in 0..n {
+                let c = &self.shards[(i + k) % n];
+                let len = if victim {
+                    &c.victim_len
+                } else {
+                    &c.primary_len
+                };
+                if len.load(Relaxed) == 0 {
+                    continue; // Empty (or being filled: a miss is allowed).
+                }
+                let mut s = lock(&c.shard);
+                let x = if victim {
+                    s.victim.pop()
+                } else {
+                    s.primary.pop()
+                };
+                c.set_lens(&s);
+                if let Some(x) = x {
+                    let total = if victim {
+                        &SHARED_VICTIM
+                    } else {
+                        &SHARED_PRIMARY
+                    };
+                    total.fetch_sub(1, Relaxed);
+                    return Some(x);
+                }
             }
         }
         None
@@ -459,11 +506,13 @@ impl<T: Send + 'static> Pool<T> {
     /// ```
     pub fn new(new: impl Fn() -> T + Send + Sync + 'static) -> Pool<T> {
         let shards = (0..shard_count())
-            .map(|_| {
-                Mutex::new(Shard {
+            .map(|_| ShardCell {
+                shard: Mutex::new(Shard {
                     primary: Vec::new(),
                     victim: Vec::new(),
-                })
+                }),
+                primary_len: AtomicUsize::new(0),
+                victim_len: AtomicUsize::new(0),
             })
             .collect();
         let inner = Arc::new(Inner {
@@ -496,10 +545,15 @@ impl<T: Send + 'static> Pool<T> {
     /// ```
     #[inline]
     pub fn get(&self) -> Pooled<'_, T> {
-        Pooled {
+        let mut p = Pooled {
             pool: self,
-            value: Some(self.get_raw()),
+            value: None,
+        };
+        self.take_private(&mut p.value);
+        if p.value.is_none() {
+            p.value = Some(self.get_slow());
         }
+        p
     }
 
     /// Takes a value from the pool, or makes one with `new` (Go's
@@ -513,7 +567,9 @@ impl<T: Send + 'static> Pool<T> {
     /// ```
     #[inline]
     pub fn get_raw(&self) -> T {
-        match self.take_private() {
+        let mut x = None;
+        self.take_private(&mut x);
+        match x {
             Some(x) => x,
             None => self.get_slow(),
         }
@@ -528,41 +584,54 @@ impl<T: Send + 'static> Pool<T> {
     /// ```
     #[inline]
     pub fn put(&self, x: T) {
-        if let Err(x) = self.put_private(x) {
+        self.put_option(&mut Some(x));
+    }
+
+    /// `put` of the value in `x`, if any (one move fewer for `Pooled`).
+    #[inline]
+    fn put_option(&self, x: &mut Option<T>) {
+        self.put_private(x);
+        if let Some(x) = x.take() {
             self.put_slow(x);
         }
     }
 
-    /// The fast `get`: this thread's private slot, if the thread is up to
-    /// date with the epoch and the slot is full.
+    /// The fast `get`: moves this thread's private value into `out` (which
+    /// is `None`), if the thread is up to date with the epoch and the slot
+    /// is full.
     #[inline]
-    fn take_private(&self) -> Option<T> {
-        LOCALS
-            .try_with(|l| {
-                let mut l = l.try_borrow_mut().ok()?;
-                let l = &mut *l;
-                if l.seen != POOL_EPOCH.load(Relaxed) {
-                    return None;
-                }
-                let e = l.entries.get_mut(self.index)?.as_mut()?;
-                if e.id != self.id {
-                    return None;
-                }
-                let local = (&mut *e.slot as &mut dyn Any).downcast_mut::<Local<T>>()?;
-                let x = local.item.take()?;
-                if let Some(c) = &l.counts {
-                    c.forget(local.epoch, l.seen);
-                }
-                Some(x)
-            })
-            .ok()
-            .flatten()
+    fn take_private(&self, out: &mut Option<T>) {
+        let _ = LOCALS.try_with(|l| {
+            let Ok(mut l) = l.try_borrow_mut() else {
+                return;
+            };
+            let l = &mut *l;
+            if l.seen != POOL_EPOCH.load(Relaxed) {
+                return;
+            }
+            let Some(Some(e)) = l.entries.get_mut(self.index) else {
+                return;
+            };
+            if e.id != self.id {
+                return;
+            }
+            let Some(local) = (&mut *e.slot as &mut dyn Any).downcast_mut::<Local<T>>() else {
+                return;
+            };
+            if local.item.is_none() {
+                return;
+            }
+            std::mem::swap(out, &mut local.item); // `out` is None.
+            if let Some(c) = &l.counts {
+                c.forget(local.epoch, l.seen);
+            }
+        });
     }
 
-    /// The fast `put`: into this thread's empty private slot.
+    /// The fast `put`: moves `x` into this thread's empty private slot,
+    /// leaving `None` (or leaves it where it is).
     #[inline]
-    fn put_private(&self, x: T) -> Result<(), T> {
-        let mut x = Some(x);
+    fn put_private(&self, x: &mut Option<T>) {
         let _ = LOCALS.try_with(|l| {
             let Ok(mut l) = l.try_borrow_mut() else {
                 return;
@@ -583,16 +652,12 @@ impl<T: Send + 'static> Pool<T> {
             if local.item.is_some() {
                 return;
             }
-            local.item = x.take();
+            std::mem::swap(x, &mut local.item); // `local.item` was None.
             local.epoch = l.seen;
             if let Some(c) = &l.counts {
                 c.primary.store(c.primary.load(Relaxed) + 1, Relaxed);
             }
         });
-        match x {
-            None => Ok(()),
-            Some(x) => Err(x),
-        }
     }
 
     /// Brings this thread's slots up to date (drops expired values and dead
@@ -617,7 +682,7 @@ impl<T: Send + 'static> Pool<T> {
                 })
                 .clone();
             if l.shard == usize::MAX {
-                l.shard = NEXT_SHARD.fetch_add(1, Relaxed);
+                l.shard = NEXT_SHARD.fetch_add(1, Relaxed) % shard_count();
             }
             let now = POOL_EPOCH.load(Relaxed);
             if l.seen != now {
@@ -707,12 +772,13 @@ impl<T: Send + 'static> Drop for Pool<T> {
     fn drop(&mut self) {
         self.inner.alive.store(false, Relaxed);
         let mut held: Vec<Vec<T>> = Vec::new();
-        for s in self.inner.shards.iter() {
-            let mut s = lock(s);
+        for c in self.inner.shards.iter() {
+            let mut s = lock(&c.shard);
             SHARED_PRIMARY.fetch_sub(s.primary.len() as isize, Relaxed);
             SHARED_VICTIM.fetch_sub(s.victim.len() as isize, Relaxed);
             held.push(std::mem::take(&mut s.primary));
             held.push(std::mem::take(&mut s.victim));
+            c.set_lens(&s);
         }
         let mine = LOCALS
             .try_with(|l| {
@@ -795,9 +861,7 @@ impl<T: Send + 'static> DerefMut for Pooled<'_, T> {
 impl<T: Send + 'static> Drop for Pooled<'_, T> {
     #[inline]
     fn drop(&mut self) {
-        if let Some(x) = self.value.take() {
-            self.pool.put(x);
-        }
+        self.pool.put_option(&mut self.value);
     }
 }
 
