@@ -177,9 +177,11 @@ pub(crate) fn pool_stats() -> PoolStats {
         let mut threads = lock(&THREAD_COUNTS);
         threads.retain(|c| Arc::strong_count(c) > 1);
         for c in threads.iter() {
+            // (Never negative; read as signed in case of a bug, not to
+            // report 2^64.)
             let (p, v) = (
-                c.primary.load(Relaxed) as u64,
-                c.victim.load(Relaxed) as u64,
+                (c.primary.load(Relaxed) as isize).max(0) as u64,
+                (c.victim.load(Relaxed) as isize).max(0) as u64,
             );
             if c.seen.load(Relaxed) == now {
                 primary += p;
