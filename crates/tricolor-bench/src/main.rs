@@ -21,6 +21,11 @@
 //!   as a time-out.
 //! - `--json`: print one JSON document instead of the markdown tables.
 //!
+//! A second binary, `pool-bench` (`src/bin/pool_bench.rs`), measures
+//! `tricolor::Pool` against the `object-pool` and `lockfree-object-pool`
+//! crates and a `Mutex<Vec<T>>` pool (`cargo run --release -p tricolor-bench
+//! --bin pool-bench`).
+//!
 //! Always benchmark a `--release` build. Numbers on a shared or busy machine
 //! are noisy: use `--runs 3` or more for anything you quote.
 //!

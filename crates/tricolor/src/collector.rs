@@ -690,6 +690,7 @@ fn finish_cycle(reason: Reason, t: Times, before: u64, live: u64, peak: u64, sca
         c.num_gc
     };
     crate::scavenger::wake();
+    crate::pool::on_gc_cycle();
     let since = |t: Instant| {
         crate::stats::START
             .get()

@@ -45,6 +45,7 @@ mod gctrace;
 mod gcvec;
 mod member;
 pub mod metrics;
+mod pool;
 mod root;
 mod specials;
 mod stats;
@@ -72,6 +73,7 @@ pub use gctrace::set_gctrace;
 pub use gcvec::GcVec;
 pub use member::{Gc, Member};
 pub use options::{OptionSpec, OPTIONS};
+pub use pool::{Pool, Pooled};
 pub use root::Root;
 pub use scavenger::free_os_memory;
 pub use specials::{
