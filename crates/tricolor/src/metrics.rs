@@ -399,6 +399,27 @@ const METRICS: &[Metric] = &[
         "Intervals mutator threads spent blocked by the collector, as they measured them (a pin, a root operation, a thread start or exit waiting for a stop to end; MemStats::blocked_hist).",
         |s| log2_histogram(&s.stats.blocked_hist, s.stats.blocked_total_ns),
     ),
+    metric(
+        "/sync/pool/pools:pools",
+        U64,
+        false,
+        "tricolor::Pool values alive.",
+        |_| Value::U64(crate::pool::pool_stats().pools),
+    ),
+    metric(
+        "/sync/pool/primary:objects",
+        U64,
+        false,
+        "Values in the pools' primary caches (shared shards and threads' private slots put since the last cycle); approximate while pools are in use.",
+        |_| Value::U64(crate::pool::pool_stats().primary),
+    ),
+    metric(
+        "/sync/pool/victim:objects",
+        U64,
+        false,
+        "Values in the pools' victim caches (put before the last cycle; dropped at the next one unless taken); approximate while pools are in use.",
+        |_| Value::U64(crate::pool::pool_stats().victim),
+    ),
 ];
 
 fn released(s: &Snapshot) -> u64 {

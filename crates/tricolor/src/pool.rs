@@ -166,7 +166,6 @@ pub(crate) struct PoolStats {
 /// take. The counts are exact when no pool operation or cycle is running;
 /// otherwise each may be off by the operations in flight. It never blocks
 /// on user code.
-#[allow(dead_code)] // Read by the metrics registry (issue 5).
 pub(crate) fn pool_stats() -> PoolStats {
     let now = POOL_EPOCH.load(Relaxed);
     let (mut primary, mut victim) = (
