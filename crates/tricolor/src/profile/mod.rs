@@ -321,7 +321,11 @@ fn capture(buf: &mut [usize; MAX_DEPTH]) -> usize {
     // closure only stores addresses: it does not allocate or panic.
     unsafe {
         backtrace::trace_unsynchronized(|f| {
-            buf[n] = f.ip() as usize;
+            let ip = f.ip() as usize;
+            if ip == 0 {
+                return false; // the end of the stack
+            }
+            buf[n] = ip;
             n += 1;
             n < MAX_DEPTH
         })
