@@ -125,7 +125,7 @@ fn rate() -> i64 {
     if r >= 0 {
         return r;
     }
-    busy(|| init_rate());
+    busy(init_rate);
     RATE.load(Relaxed)
 }
 
