@@ -2,11 +2,13 @@
 // binaries (included by both: the global allocator is chosen at compile
 // time, so the comparison needs two processes).
 //
-// Usage: `alloc-system [ROUNDS]` / `alloc-tracking [ROUNDS]`; prints the
-// loop's wall time in ms and a checksum. Each round builds 256 boxed byte
-// slices of 16 to 527 bytes, a `String` grown by pushes and a small
-// `BTreeMap`, then drops them all: about 1,000 allocations and frees per
-// round, the malloc/free mix of typical Rust code.
+// Usage: `alloc-system [ROUNDS] [small]` / `alloc-tracking [ROUNDS]
+// [small]`; prints the loop's wall time in ms and a checksum. Each round
+// builds 256 boxed byte slices of 16 to 527 bytes, a `String` grown by
+// pushes and a small `BTreeMap`, then drops them all: about 460 allocations
+// and frees per round, the malloc/free mix of typical Rust code. With
+// `small`, each round instead allocates 1,000 `Box<u64>`s and frees them:
+// nothing but the allocator's fast paths.
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
@@ -24,15 +26,21 @@ fn round(i: usize) -> usize {
     black_box(&v).len() + black_box(&s).len() + black_box(&m).len()
 }
 
+fn small_round(i: usize) -> usize {
+    let v: Vec<Box<u64>> = (0..1000).map(|j| Box::new((i + j) as u64)).collect();
+    black_box(&v).len()
+}
+
 fn main() {
     let rounds: usize = std::env::args()
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(200_000);
+    let small = std::env::args().nth(2).as_deref() == Some("small");
     let start = Instant::now();
     let mut sum = 0usize;
     for i in 0..rounds {
-        sum = sum.wrapping_add(round(i));
+        sum = sum.wrapping_add(if small { small_round(i) } else { round(i) });
     }
     let ms = start.elapsed().as_secs_f64() * 1e3;
     println!("{ms:.1} ms (checksum {sum})");

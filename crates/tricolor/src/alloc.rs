@@ -19,8 +19,9 @@
 //! 2. sample (allocations): the profiler's countdown (`countdown -= size;
 //!    if countdown < 0`), as for GC objects; a sampled block's address goes
 //!    to the profiler's live set.
-//! 3. frees: the profiler keeps a counting filter of sampled addresses; one
-//!    load of it proves nearly every block unsampled, and only the others
+//! 3. frees: the profiler keeps a counting filter of the 4 KiB pages that
+//!    hold sampled blocks; one load of it proves nearly every block
+//!    unsampled, and only the others
 //!    (sampled ones and rare false positives) look the address up under the
 //!    profiler's lock. The free is recorded *before* the block goes back to
 //!    the inner allocator, so its address cannot have been reused yet.
