@@ -46,6 +46,30 @@ pub enum Command {
     Run(RunArgs),
     /// List the workloads `tricolor run` knows (same as `tricolor run --list`).
     List,
+    /// Read pprof profiles (tricolor's or Go's, gzip'd or raw).
+    #[command(subcommand)]
+    Pprof(PprofCommand),
+}
+
+/// The subcommands of `tricolor pprof`.
+#[derive(Debug, Subcommand)]
+pub enum PprofCommand {
+    /// Print the top functions of a profile, like `go tool pprof -top`:
+    /// flat (the function is the leaf), flat%, sum%, cum (anywhere on the
+    /// stack), cum%, function.
+    Top {
+        /// The profile file (e.g. written by `tricolor run --heap-profile`,
+        /// or by Go's `pprof.WriteHeapProfile`).
+        file: std::path::PathBuf,
+        /// The sample type to show, by name (alloc_objects, alloc_space,
+        /// inuse_objects, inuse_space for heap profiles) or index; default:
+        /// the profile's default sample type.
+        #[arg(long, value_name = "TYPE")]
+        sample_index: Option<String>,
+        /// Show at most N functions.
+        #[arg(long, value_name = "N")]
+        nodecount: Option<usize>,
+    },
 }
 
 /// Arguments of `tricolor run`. The flags may be given before or after the
@@ -79,6 +103,12 @@ pub struct RunArgs {
     /// infinite), "sum"}.
     #[arg(long, global = true)]
     pub metrics: bool,
+
+    /// After the run, write the heap profile (gzip'd pprof: sampled
+    /// allocation sites of the run, see TRICOLOR_MEMPROFILERATE) to FILE;
+    /// read it with `tricolor pprof top FILE` or `go tool pprof`.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub heap_profile: Option<std::path::PathBuf>,
 
     /// Set the GC percentage (like GOGC) before the run; a negative value
     /// turns the collector off. Overrides TRICOLOR_GC.
@@ -230,6 +260,7 @@ const RUN_EXAMPLES: &str = "Examples:
   tricolor run --gogc 200 binary-trees -n 16 --stats
   tricolor run churn --live 1000000 --ops 10000000 --threads 2 --json
   tricolor run --list
+  tricolor run binary-trees -n 18 --heap-profile heap.pb.gz && tricolor pprof top heap.pb.gz
 ";
 
 /// The "Environment" section of the help: every variable the runtime reads.
@@ -271,7 +302,39 @@ pub fn execute(cli: &Cli, out: &mut (dyn Write + Send)) -> Result<(), CliError> 
     match &cli.command {
         Command::List => write_list(out),
         Command::Run(args) => run(args, out),
+        Command::Pprof(PprofCommand::Top {
+            file,
+            sample_index,
+            nodecount,
+        }) => pprof_top(file, sample_index.as_deref(), *nodecount, out),
     }
+}
+
+fn pprof_top(
+    file: &std::path::Path,
+    sample_index: Option<&str>,
+    nodecount: Option<usize>,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let name = file.display().to_string();
+    let bytes = std::fs::read(file).map_err(|e| CliError(format!("cannot read {name}: {e}")))?;
+    let p = crate::pprof::decode(&name, &bytes).map_err(|e| CliError(e.0))?;
+    let t =
+        crate::pprof::top(&p, sample_index).map_err(|e| CliError(format!("{name}: {}", e.0)))?;
+    out.write_all(crate::pprof::render(&t, nodecount).as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(write_error)
+}
+
+fn write_heap_profile(path: &std::path::Path) -> Result<(), CliError> {
+    let err = |e: io::Error| {
+        CliError(format!(
+            "cannot write the heap profile to {}: {e}",
+            path.display()
+        ))
+    };
+    let f = std::fs::File::create(path).map_err(err)?;
+    tricolor::profile::write_heap_profile(io::BufWriter::new(f)).map_err(err)
 }
 
 fn write_list(out: &mut dyn Write) -> Result<(), CliError> {
@@ -314,6 +377,9 @@ fn run(args: &RunArgs, out: &mut (dyn Write + Send)) -> Result<(), CliError> {
     let (wall, result) = timed_run(workload, out);
     let mut extra = result?;
     out.flush().map_err(write_error)?;
+    if let Some(path) = &args.heap_profile {
+        write_heap_profile(path)?;
+    }
 
     let stats = tricolor::read_mem_stats();
     let metrics = args.metrics.then(tricolor::metrics::read_all);

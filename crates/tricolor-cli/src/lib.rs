@@ -10,8 +10,10 @@
 //!   throughput and mutator-observed latency);
 //! - [`report`]: turning [`tricolor::MemStats`] into a readable summary or a
 //!   one-line JSON object;
+//! - [`pprof`]: reading pprof profiles (`tricolor pprof top`);
 //! - [`cli`]: the clap command-line definition and its dispatcher.
 
 pub mod cli;
+pub mod pprof;
 pub mod report;
 pub mod workloads;

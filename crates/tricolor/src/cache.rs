@@ -96,12 +96,19 @@ const EMPTY: ClassCache = ClassCache {
 /// A thread's private spans, one per span class.
 pub(crate) struct ThreadCache {
     classes: [ClassCache; NUM_SPAN_CLASSES],
+    /// Bytes until the heap profiler's next sample (`profile.rs`); starts at
+    /// 0 so that the first allocation seeds it.
+    sample_left: i64,
+    /// The profiler's per-thread generator state.
+    sample_rng: u64,
 }
 
 impl ThreadCache {
     pub(crate) const fn new() -> Self {
         ThreadCache {
             classes: [EMPTY; NUM_SPAN_CLASSES],
+            sample_left: 0,
+            sample_rng: 0,
         }
     }
 
@@ -109,10 +116,18 @@ impl ThreadCache {
     #[inline(always)]
     pub(crate) fn alloc_small(&mut self, sc: usize) -> Result<usize, AllocError> {
         let c = &mut self.classes[sc];
-        if c.bits != 0 {
-            return Ok(take(c));
+        let slot = if c.bits != 0 {
+            take(c)
+        } else {
+            self.alloc_small_slow(sc)?
+        };
+        // The heap profiler: one subtraction and one branch.
+        let size = self.classes[sc].size;
+        self.sample_left -= size as i64;
+        if self.sample_left < 0 {
+            crate::profile::gc_countdown(&mut self.sample_left, &mut self.sample_rng, slot, size);
         }
-        self.alloc_small_slow(sc)
+        Ok(slot)
     }
 
     #[cold]
@@ -219,6 +234,7 @@ fn refill(sc: usize) -> Result<&'static SpanMeta, AllocError> {
 pub(crate) fn alloc_large(bytes: usize, noscan: bool) -> Result<usize, AllocError> {
     let m = heap::new_large_span(bytes, noscan).map_err(|e| AllocError::from_page(e, bytes))?;
     crate::sweep::add_large(m);
+    crate::profile::gc_large(m.start(), bytes);
     COUNTERS.mallocs.fetch_add(1, Relaxed);
     COUNTERS.alloc_bytes.fetch_add(bytes as u64, Relaxed);
     pacer::account(bytes as u64);

@@ -41,6 +41,7 @@
 extern crate self as tricolor;
 
 // Public API.
+pub mod alloc;
 mod gctrace;
 mod gcvec;
 mod member;
@@ -62,6 +63,7 @@ mod pacer;
 // The full pacer (Go's gcControllerState and CPU limiter), tested by simulation;
 // the collector switches to it with assists and the memory limit (issue 3).
 mod pacer_model;
+pub mod profile;
 mod scavenger;
 mod sizeclass;
 mod sweep;

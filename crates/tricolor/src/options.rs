@@ -32,6 +32,11 @@ pub const OPTIONS: &[OptionSpec] = &[
         doc: "GOMEMLIMIT: a soft limit on the memory the heap maps, in bytes with an optional B, KiB, MiB, GiB or TiB suffix (e.g. 512MiB), or `off`",
     },
     OptionSpec {
+        env: "TRICOLOR_MEMPROFILERATE",
+        default: "524288",
+        doc: "MemProfileRate: the heap profiler samples one allocation per this many bytes on average (B, KiB or MiB suffix allowed); 1 samples every allocation, `off` or 0 turns profiling off (see tricolor::profile)",
+    },
+    OptionSpec {
         env: "TRICOLOR_DEBUG",
         default: "",
         doc: "GODEBUG-style comma-separated settings: `gctrace=1` prints one line per cycle on stderr; `gccheckmark=1` re-marks the heap at the end of every cycle, with the world stopped, and aborts with a message if the concurrent mark missed a reachable object; `gcstoptheworld=1` runs every cycle (mark and sweep) with the world stopped, as a baseline for the concurrent collector; `gcmarkworkers=N` runs N background mark workers besides the collector thread (default: Go's 25% of the CPUs, less one)",
@@ -149,6 +154,7 @@ pub(crate) fn init() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let _ = crate::stats::START.set(std::time::Instant::now());
+        crate::profile::init_rate();
         from_env(
             "TRICOLOR_GC",
             parse_gc_percent,

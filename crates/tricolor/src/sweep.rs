@@ -189,6 +189,9 @@ fn sweep_small(m: &'static SpanMeta, drops: bool) -> Outcome {
     let size = m.elem_size.load(Relaxed) as usize;
     let start = m.start();
     let (mut live, mut dead_n) = (0u64, 0u64);
+    if crate::profile::span_sampled(start) {
+        crate::profile::sweep_small_frees(m, start, size);
+    }
     for w in 0..m.nwords() {
         let alloc = m.alloc_bits[w].load(Relaxed);
         let mark = m.mark_bits[w].load(Relaxed);
@@ -233,6 +236,9 @@ fn sweep_large(m: &'static SpanMeta) {
     }
     if m.has_drop.load(Relaxed) {
         drop_object(m.start());
+    }
+    if crate::profile::span_sampled(m.start()) {
+        crate::profile::sweep_large_free(m.start());
     }
     COUNTERS.frees.fetch_add(1, Relaxed);
     COUNTERS.freed_bytes.fetch_add(size, Relaxed);

@@ -1,0 +1,302 @@
+//! A tracking global allocator: MemStats and heap profiles for plain Rust
+//! programs (no GC object needed).
+//!
+//! What: [`Tracking<A>`] wraps any [`GlobalAlloc`] (by default [`System`]),
+//! counts allocations and frees ([`stats`]: Go's `Mallocs`, `Frees`,
+//! `Alloc`, `TotalAlloc`, `HeapObjects`) and feeds the heap profiler
+//! (`crate::profile`) with the same Poisson sampling as the GC heap, so that
+//! [`crate::profile::write_heap_profile`] shows where a program allocates.
+//!
+//! Algorithm, per call:
+//! 1. count: each thread owns one cache-line-sized block of counters from a
+//!    static pool, claimed on its first allocation (CAS on the block's
+//!    `in_use`); as the only writer it adds with a plain load and store (no
+//!    locked instruction). Threads that find the pool exhausted, and
+//!    allocations made while a thread claims or after its thread-locals
+//!    were destroyed, add with `fetch_add` to one shared block. A thread's
+//!    block is given back when it exits (a thread-local destructor) and
+//!    keeps its counts: [`stats`] sums every block.
+//! 2. sample (allocations): the profiler's countdown (`countdown -= size;
+//!    if countdown < 0`), as for GC objects; a sampled block's address goes
+//!    to the profiler's live set.
+//! 3. frees: the profiler keeps a counting filter of the 4 KiB pages that
+//!    hold sampled blocks; one load of it proves nearly every block
+//!    unsampled, and only the others
+//!    (sampled ones and rare false positives) look the address up under the
+//!    profiler's lock. The free is recorded *before* the block goes back to
+//!    the inner allocator, so its address cannot have been reused yet.
+//!
+//! Re-entrancy: the profiler allocates (its tables, stack capture, the
+//! thread-local destructor registration). It sets a thread-local busy flag
+//! around that work; while it is set the allocator neither samples nor
+//! looks frees up, and the claim path uses the shared block, so nothing
+//! recurses and nothing waits on a lock its own thread holds.
+//!
+//! Shared fields: the pool blocks (each written by its owner thread only,
+//! `Relaxed` loads and stores, or by anyone with `fetch_add` for the shared
+//! block; `in_use` handed over with Release/Acquire); the thread-locals are
+//! const-initialised, and the one with a destructor is touched only on the
+//! claim path.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::atomic::{
+    AtomicBool, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+};
+
+use crate::profile;
+
+/// A global allocator that counts and samples what `A` allocates.
+///
+/// ```no_run
+/// use tricolor::alloc::Tracking;
+///
+/// #[global_allocator]
+/// static A: Tracking = Tracking::new();
+///
+/// let v: Vec<u64> = (0..1000).collect();
+/// assert!(tricolor::alloc::stats().mallocs >= 1);
+/// let mut f = std::fs::File::create("heap.pb.gz").unwrap();
+/// tricolor::profile::write_heap_profile(&mut f).unwrap();
+/// # drop(v);
+/// ```
+#[derive(Debug, Default)]
+pub struct Tracking<A: GlobalAlloc = System> {
+    inner: A,
+}
+
+impl Tracking<System> {
+    /// A tracking allocator over [`System`].
+    ///
+    /// ```
+    /// static A: tricolor::alloc::Tracking = tricolor::alloc::Tracking::new();
+    /// ```
+    pub const fn new() -> Self {
+        Tracking { inner: System }
+    }
+}
+
+impl<A: GlobalAlloc> Tracking<A> {
+    /// A tracking allocator over `inner`.
+    ///
+    /// ```
+    /// use std::alloc::System;
+    /// static A: tricolor::alloc::Tracking<System> = tricolor::alloc::Tracking::wrap(System);
+    /// ```
+    pub const fn wrap(inner: A) -> Self {
+        Tracking { inner }
+    }
+}
+
+/// One thread's counters.
+#[repr(align(64))]
+struct Block {
+    mallocs: AtomicU64,
+    frees: AtomicU64,
+    alloc_bytes: AtomicU64,
+    freed_bytes: AtomicU64,
+    in_use: AtomicBool,
+}
+
+impl Block {
+    const fn new() -> Self {
+        Block {
+            mallocs: AtomicU64::new(0),
+            frees: AtomicU64::new(0),
+            alloc_bytes: AtomicU64::new(0),
+            freed_bytes: AtomicU64::new(0),
+            in_use: AtomicBool::new(false),
+        }
+    }
+}
+
+const POOL_BLOCKS: usize = 256;
+static POOL: [Block; POOL_BLOCKS] = [const { Block::new() }; POOL_BLOCKS];
+static SHARED: Block = Block::new();
+
+struct ThreadCounters {
+    block: Cell<Option<&'static Block>>,
+    exclusive: Cell<bool>,
+    claiming: Cell<bool>,
+}
+
+/// Gives the thread's block back when the thread exits.
+struct ReleaseBlock;
+
+impl Drop for ReleaseBlock {
+    fn drop(&mut self) {
+        let _ = THREAD.try_with(|t| {
+            if let (Some(b), true) = (t.block.get(), t.exclusive.get()) {
+                t.block.set(Some(&SHARED));
+                t.exclusive.set(false);
+                b.in_use.store(false, Release);
+            }
+        });
+    }
+}
+
+thread_local! {
+    static THREAD: ThreadCounters = const {
+        ThreadCounters { block: Cell::new(None), exclusive: Cell::new(false), claiming: Cell::new(false) }
+    };
+    static RELEASE: ReleaseBlock = const { ReleaseBlock };
+}
+
+#[cold]
+#[inline(never)]
+fn claim(t: &ThreadCounters) -> (&'static Block, bool) {
+    if t.claiming.get() {
+        return (&SHARED, false);
+    }
+    t.claiming.set(true);
+    // Registers the destructor (which may allocate: that allocation finds
+    // `claiming` set and counts on the shared block).
+    let registered = RELEASE.try_with(|_| ()).is_ok();
+    let mut got = (&SHARED, false);
+    if registered {
+        if let Some(b) = POOL.iter().find(|b| {
+            b.in_use
+                .compare_exchange(false, true, Acquire, Relaxed)
+                .is_ok()
+        }) {
+            got = (b, true);
+        }
+    }
+    t.block.set(Some(got.0));
+    t.exclusive.set(got.1);
+    t.claiming.set(false);
+    got
+}
+
+#[inline(always)]
+fn add(field: &AtomicU64, n: u64, exclusive: bool) {
+    if exclusive {
+        field.store(field.load(Relaxed).wrapping_add(n), Relaxed);
+    } else {
+        field.fetch_add(n, Relaxed);
+    }
+}
+
+#[inline(always)]
+fn count(malloc: bool, size: usize) {
+    let _ = THREAD.try_with(|t| {
+        let (b, ex) = match t.block.get() {
+            Some(b) => (b, t.exclusive.get()),
+            None => claim(t),
+        };
+        if malloc {
+            add(&b.mallocs, 1, ex);
+            add(&b.alloc_bytes, size as u64, ex);
+        } else {
+            add(&b.frees, 1, ex);
+            add(&b.freed_bytes, size as u64, ex);
+        }
+    });
+}
+
+#[inline(always)]
+fn allocated(p: *mut u8, size: usize) {
+    if p.is_null() {
+        return;
+    }
+    count(true, size);
+    if profile::tick(size) {
+        profile::tracked_alloc(p as usize, size);
+    }
+}
+
+#[inline(always)]
+fn freeing(p: *mut u8, size: usize) {
+    count(false, size);
+    if profile::block_maybe_sampled(p as usize) {
+        freeing_sampled(p);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn freeing_sampled(p: *mut u8) {
+    let busy = profile::LOCAL.try_with(|l| l.busy.get()).unwrap_or(true);
+    if !busy {
+        profile::tracked_free(p as usize);
+    }
+}
+
+// SAFETY: every method forwards to `A` with the caller's arguments and
+// returns its result unchanged, so `A`'s guarantees are the caller's; the
+// bookkeeping around the calls neither touches the blocks nor unwinds.
+unsafe impl<A: GlobalAlloc> GlobalAlloc for Tracking<A> {
+    #[inline]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's contract is `A::alloc`'s.
+        let p = unsafe { self.inner.alloc(layout) };
+        allocated(p, layout.size());
+        p
+    }
+
+    #[inline]
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's contract is `A::alloc_zeroed`'s.
+        let p = unsafe { self.inner.alloc_zeroed(layout) };
+        allocated(p, layout.size());
+        p
+    }
+
+    #[inline]
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        freeing(ptr, layout.size());
+        // SAFETY: the caller's contract is `A::dealloc`'s.
+        unsafe { self.inner.dealloc(ptr, layout) }
+    }
+
+    #[inline]
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // Counted as a free and an allocation (Go has no realloc). The free
+        // is recorded first, while `ptr` is still ours; if the inner realloc
+        // fails the old block is counted freed though it lives on.
+        freeing(ptr, layout.size());
+        // SAFETY: the caller's contract is `A::realloc`'s.
+        let p = unsafe { self.inner.realloc(ptr, layout, new_size) };
+        allocated(p, new_size);
+        p
+    }
+}
+
+/// The MemStats subset a [`Tracking`] allocator keeps (Go's field names).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TrackingStats {
+    /// Allocations made (`Mallocs`).
+    pub mallocs: u64,
+    /// Allocations freed (`Frees`).
+    pub frees: u64,
+    /// Bytes of allocated blocks not yet freed (`Alloc`, `HeapAlloc`).
+    pub alloc_bytes: u64,
+    /// Bytes allocated in all, freed or not (`TotalAlloc`).
+    pub total_alloc: u64,
+    /// Blocks not yet freed (`HeapObjects`).
+    pub heap_objects: u64,
+}
+
+/// The counts of the [`Tracking`] global allocator (all zero when it is not
+/// the global allocator). Exact for the calls that have returned.
+///
+/// ```
+/// let s = tricolor::alloc::stats();
+/// assert_eq!(s.heap_objects, s.mallocs.saturating_sub(s.frees));
+/// ```
+pub fn stats() -> TrackingStats {
+    let (mut m, mut f, mut ab, mut fb) = (0u64, 0u64, 0u64, 0u64);
+    for b in POOL.iter().chain(std::iter::once(&SHARED)) {
+        m = m.wrapping_add(b.mallocs.load(Relaxed));
+        f = f.wrapping_add(b.frees.load(Relaxed));
+        ab = ab.wrapping_add(b.alloc_bytes.load(Relaxed));
+        fb = fb.wrapping_add(b.freed_bytes.load(Relaxed));
+    }
+    TrackingStats {
+        mallocs: m,
+        frees: f,
+        alloc_bytes: ab.saturating_sub(fb),
+        total_alloc: ab,
+        heap_objects: m.saturating_sub(f),
+    }
+}
