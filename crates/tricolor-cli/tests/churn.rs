@@ -41,7 +41,7 @@ fn json_report_has_throughput_and_mutator_pauses() {
     assert!(o.status.success(), "stderr: {}", stderr(&o));
     let out = stdout(&o);
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), 3, "{out}");
+    assert_eq!(lines.len(), 4, "{out}");
     assert!(
         lines[0].starts_with("churn: 2000 live entries, 20000 ops on 2 threads: ")
             && lines[0].contains("ops/s")
@@ -53,8 +53,13 @@ fn json_report_has_throughput_and_mutator_pauses() {
         "{out}"
     );
 
-    let v: Value = serde_json::from_str(lines[2])
-        .unwrap_or_else(|e| panic!("last line is not JSON ({e}): {}", lines[2]));
+    assert!(
+        lines[2].starts_with("churn: peak heap mapped ") && lines[2].contains("peak RSS"),
+        "{out}"
+    );
+
+    let v: Value = serde_json::from_str(lines[3])
+        .unwrap_or_else(|e| panic!("last line is not JSON ({e}): {}", lines[3]));
     assert_eq!(v["workload"], "churn");
     assert_eq!(v["params"]["live"], 2000);
     assert_eq!(v["params"]["ops"], 20000);
@@ -62,6 +67,8 @@ fn json_report_has_throughput_and_mutator_pauses() {
     assert!(v["wall_s"].as_f64().expect("wall_s") > 0.0);
     let ops_per_s = v["ops_per_s"].as_f64().expect("ops_per_s is a number");
     assert!(ops_per_s > 0.0, "ops_per_s = {ops_per_s}");
+    let mapped = v["peak_mapped_bytes"].as_u64().expect("peak_mapped_bytes");
+    assert!(mapped > 0, "the heap maps memory: {mapped}");
 
     let ms = &v["mem_stats"];
     for key in [
@@ -186,5 +193,15 @@ fn in_process_run_keeps_every_entry_intact() {
     assert_eq!(String::from_utf8(out).unwrap(), r.lines());
     let extra = r.extra();
     let keys: Vec<&str> = extra.json.iter().map(|(k, _)| *k).collect();
-    assert_eq!(keys, ["ops_per_s", "mutator_pauses", "batches"]);
+    assert_eq!(
+        keys,
+        [
+            "ops_per_s",
+            "mutator_pauses",
+            "batches",
+            "peak_mapped_bytes",
+            "peak_rss_bytes"
+        ]
+    );
+    assert!(r.peak_mapped > 0);
 }

@@ -31,6 +31,13 @@
 //! - [`Gc<'g, T>`]: a copyable pointer valid while a [`Guard`] lives;
 //! - [`Member<T>`] and [`GcVec<T>`]: edges inside managed objects.
 //!
+//! Beside them, Go's runtime services: [`Weak<T>`] (`weak.Pointer`),
+//! [`add_cleanup`] (`runtime.AddCleanup`), [`Pool<T>`] (`sync.Pool`);
+//! tuning with [`set_gc_percent`] and [`set_memory_limit`]; observability
+//! with [`read_mem_stats`], [`metrics`] (`runtime/metrics`, Prometheus),
+//! [`profile`] (pprof heap profiles) and [`alloc::Tracking`] (the same for
+//! plain Rust allocations).
+//!
 //! Soundness rests on the invariants named in `docs/design/DESIGN.md`
 //! (INV-TRACE, INV-GUARD, INV-ROOT, INV-SWEEP, ...) and in
 //! `docs/design/core-api.md` (INV-SEAL, INV-HEAPPTR, INV-CACHE); every
@@ -47,6 +54,7 @@ mod gcvec;
 mod member;
 pub mod metrics;
 mod pool;
+pub mod profile;
 mod root;
 mod specials;
 mod stats;
@@ -60,10 +68,9 @@ mod heap;
 mod object;
 mod options;
 mod pacer;
-// The full pacer (Go's gcControllerState and CPU limiter), tested by simulation;
-// the collector switches to it with assists and the memory limit (issue 3).
+// The full pacer (Go's gcControllerState and CPU limiter), tested by
+// simulation; `pacer` feeds it and publishes its decisions.
 mod pacer_model;
-pub mod profile;
 mod scavenger;
 mod sizeclass;
 mod sweep;
