@@ -432,13 +432,14 @@ impl Entry {
             return None;
         }
         debug_assert!((&mut *self.slot as &mut dyn Any).is::<Local<T>>());
+        // Pool ids are unique (taken from `NEXT_ID`, never reused), each pool
+        // has one `T`, and only `with_private` makes entries, with its own
+        // pool's id and a `Local<T>` of that `T`.
         let p: *mut dyn Slot = &mut *self.slot;
-        // SAFETY: INV-POOL-ID: pool ids are unique (taken from `NEXT_ID`,
-        // never reused), each pool has one `T`, and the only place that
-        // makes an entry (`with_private`) makes it with its own pool's id
-        // and a `Local<T>` of that `T`; so an entry with this id holds a
-        // `Local<T>`, and the cast keeps the borrow of `self`.
-        Some(unsafe { &mut *p.cast::<Local<T>>() })
+        // SAFETY: INV-POOL-ID: an entry with this id holds a `Local<T>`; the
+        // reference keeps the borrow of `self`.
+        let local = unsafe { &mut *p.cast::<Local<T>>() };
+        Some(local)
     }
 }
 
@@ -620,31 +621,47 @@ impl<T: Send + 'static> Pool<T> {
         }
     }
 
+    /// The fast path's lookup: runs `f` on this thread's private slot of
+    /// this pool, with the epoch the thread saw and its counters, if the
+    /// thread-local is available and not borrowed, the thread is up to date
+    /// with the epoch, and the slot exists. Otherwise does nothing (the
+    /// caller falls back to the shared shards).
+    #[inline(always)]
+    fn with_fast_slot(&self, f: impl FnOnce(&mut Local<T>, u64, Option<&ThreadCounts>)) {
+        let _ = LOCALS.try_with(|l| {
+            let Ok(mut l) = l.try_borrow_mut() else {
+                return;
+            };
+            let Locals {
+                seen,
+                counts,
+                entries,
+                ..
+            } = &mut *l;
+            if *seen != POOL_EPOCH.load(Relaxed) {
+                return;
+            }
+            let Some(Some(e)) = entries.get_mut(self.index) else {
+                return;
+            };
+            if let Some(local) = e.local::<T>(self.id) {
+                f(local, *seen, counts.as_deref());
+            }
+        });
+    }
+
     /// The fast `get`: moves this thread's private value into `out` (which
     /// is `None`), if the thread is up to date with the epoch and the slot
     /// is full.
     #[inline]
     fn take_private(&self, out: &mut Option<T>) {
-        let _ = LOCALS.try_with(|l| {
-            let Ok(mut l) = l.try_borrow_mut() else {
-                return;
-            };
-            let l = &mut *l;
-            if l.seen != POOL_EPOCH.load(Relaxed) {
-                return;
-            }
-            let Some(Some(e)) = l.entries.get_mut(self.index) else {
-                return;
-            };
-            let Some(local) = e.local::<T>(self.id) else {
-                return;
-            };
+        self.with_fast_slot(|local, seen, counts| {
             if local.item.is_none() {
                 return;
             }
             std::mem::swap(out, &mut local.item); // `out` is None.
-            if let Some(c) = &l.counts {
-                c.forget(local.epoch, l.seen);
+            if let Some(c) = counts {
+                c.forget(local.epoch, seen);
             }
         });
     }
@@ -653,26 +670,13 @@ impl<T: Send + 'static> Pool<T> {
     /// leaving `None` (or leaves it where it is).
     #[inline]
     fn put_private(&self, x: &mut Option<T>) {
-        let _ = LOCALS.try_with(|l| {
-            let Ok(mut l) = l.try_borrow_mut() else {
-                return;
-            };
-            let l = &mut *l;
-            if l.seen != POOL_EPOCH.load(Relaxed) {
-                return;
-            }
-            let Some(Some(e)) = l.entries.get_mut(self.index) else {
-                return;
-            };
-            let Some(local) = e.local::<T>(self.id) else {
-                return;
-            };
+        self.with_fast_slot(|local, seen, counts| {
             if local.item.is_some() {
                 return;
             }
             std::mem::swap(x, &mut local.item); // `local.item` was None.
-            local.epoch = l.seen;
-            if let Some(c) = &l.counts {
+            local.epoch = seen;
+            if let Some(c) = counts {
                 c.primary.store(c.primary.load(Relaxed) + 1, Relaxed);
             }
         });

@@ -321,10 +321,11 @@ fn with_table<R>(f: impl FnOnce(&mut Table) -> R) -> R {
 /// Captures the return addresses of the current stack into `buf`.
 fn capture(buf: &mut [usize; MAX_DEPTH]) -> usize {
     let mut n = 0;
-    // SAFETY: `trace_unsynchronized` is unsafe only because some platforms'
+    // `trace_unsynchronized` is unsafe only because some platforms'
     // unwinders (Windows' dbghelp) are not thread-safe; on the Unix targets
-    // tricolor supports it is the libgcc/libunwind unwinder, which is. The
-    // closure only stores addresses: it does not allocate or panic.
+    // tricolor supports it is the libgcc/libunwind unwinder, which is.
+    // SAFETY: a thread-safe unwinder (above); the closure only stores
+    // addresses: it does not allocate or panic.
     unsafe {
         backtrace::trace_unsynchronized(|f| {
             let ip = f.ip() as usize;
