@@ -31,6 +31,15 @@
 //! mutator holds an unrooted pointer. Threads that are not pinned never hold
 //! a stop up.
 //!
+//! Waiting. The collector thread alone waits for mutators (handshakes and
+//! stops): it `park`s, and a mutator that finds `WAITING` or `STW` set after
+//! its swap `unpark`s it — no lock, so a mutator never waits for a
+//! collector that the OS preempted while holding one; the park token keeps
+//! a wake-up that comes first. A thread blocked by a stop first yields the
+//! CPU for up to [`SPIN`] (most stops end sooner, and a thread that did not
+//! sleep needs no wake-up, which can wait a scheduler tick for a CPU), then
+//! sleeps on `RESUME` under `PARK`.
+//!
 //! Shared fields: `state` (owner writes, collector reads, SeqCst); `dirty`
 //! (owner sets when it shades, collector clears and reads, SeqCst);
 //! `cache`/`roots`/`gray` (owner while pinned, collector while the world is
@@ -163,11 +172,19 @@ impl ThreadState {
         loop {
             self.state.swap(EPOCH.load(Acquire) << 1, SeqCst);
             notify_collector();
+            BLOCKED.fetch_add(1, SeqCst);
+            // Wake the collector: it bounds its wait while we are blocked.
+            notify_collector();
+            // Most stops last tens of microseconds: wait them out without
+            // sleeping, yielding the CPU to whoever the stop waits for, so
+            // that the restart needs no wake-up (a woken thread may wait a
+            // scheduler tick, milliseconds, for a CPU while the collector
+            // sweeps). Then sleep until the restart.
+            while FLAGS.load(SeqCst) & STW != 0 && since.elapsed() < SPIN {
+                std::thread::yield_now();
+            }
             {
                 let mut g = lock(&PARK);
-                BLOCKED.fetch_add(1, SeqCst);
-                // Wake the collector: it bounds its wait while we are blocked.
-                COLLECTOR_WAIT.notify_all();
                 while FLAGS.load(SeqCst) & STW != 0 {
                     g = RESUME.wait(g).unwrap_or_else(|e| e.into_inner());
                 }
@@ -217,9 +234,14 @@ pub(crate) fn marking() -> bool {
 pub(crate) fn alloc_black() -> bool {
     FLAGS.load(Relaxed) & BLACK != 0
 }
+/// Guards `RESUME` (threads blocked by a stop sleep on it).
 static PARK: Mutex<()> = Mutex::new(());
-/// The collector waits here for threads to unpin.
-static COLLECTOR_WAIT: Condvar = Condvar::new();
+/// How long a thread blocked by a stop yields before it sleeps.
+const SPIN: std::time::Duration = std::time::Duration::from_micros(200);
+/// The thread that waits for mutators in handshakes and stops (the
+/// collector thread). Mutators wake it with `unpark`: the wait is
+/// `park`, whose token makes a wake-up that comes before it count.
+static WAITER: std::sync::OnceLock<std::thread::Thread> = std::sync::OnceLock::new();
 /// Threads wait here for the world to restart.
 static RESUME: Condvar = Condvar::new();
 
@@ -267,11 +289,8 @@ fn lock_registry() -> MutexGuard<'static, Vec<Arc<ThreadState>>> {
         return g;
     }
     let _record = RecordBlocked(std::time::Instant::now());
-    {
-        let _p = lock(&PARK);
-        BLOCKED.fetch_add(1, SeqCst);
-        COLLECTOR_WAIT.notify_all();
-    }
+    BLOCKED.fetch_add(1, SeqCst);
+    notify_collector();
     let g = lock(&THREADS);
     BLOCKED.fetch_sub(1, SeqCst);
     g
@@ -287,9 +306,21 @@ impl Drop for RecordBlocked {
     }
 }
 
+/// Wakes the collector if it waits for threads (lock-free: a thread that
+/// wakes it never waits for it).
 fn notify_collector() {
-    let _g = lock(&PARK);
-    COLLECTOR_WAIT.notify_all();
+    if let Some(t) = WAITER.get() {
+        t.unpark();
+    }
+}
+
+/// Records the calling thread as the one that waits in [`handshake`] and
+/// [`try_stop_the_world`] (the collector thread; they are only called
+/// there). It is set before the waiter publishes `WAITING` or `STW`, so a
+/// mutator that reads either flag finds it.
+fn set_waiter() {
+    let me = WAITER.get_or_init(std::thread::current);
+    debug_assert_eq!(me.id(), std::thread::current().id());
 }
 
 fn unregister(ts: &Arc<ThreadState>) {
@@ -368,16 +399,14 @@ pub(crate) fn is_pinned() -> bool {
 /// Waits until every thread of `threads` has passed a quiescent point
 /// (or is unpinned). Never blocks a mutator.
 pub(crate) fn handshake(threads: &[Arc<ThreadState>]) {
+    set_waiter();
     let e = EPOCH.fetch_add(1, SeqCst) + 1;
     FLAGS.fetch_or(WAITING, SeqCst);
-    {
-        let mut g = lock(&PARK);
-        while !threads.iter().all(|t| {
-            let s = t.state.load(SeqCst);
-            s & 1 == 0 || s >> 1 >= e
-        }) {
-            g = COLLECTOR_WAIT.wait(g).unwrap_or_else(|e| e.into_inner());
-        }
+    while !threads.iter().all(|t| {
+        let s = t.state.load(SeqCst);
+        s & 1 == 0 || s >> 1 >= e
+    }) {
+        std::thread::park();
     }
     FLAGS.fetch_and(!WAITING, SeqCst);
 }
@@ -396,13 +425,13 @@ pub(crate) fn try_stop_the_world(
     threads: &[Arc<ThreadState>],
     patience: std::time::Duration,
 ) -> bool {
+    set_waiter();
     FLAGS.fetch_or(STW, SeqCst);
-    let mut g = lock(&PARK);
     let mut blocked_since: Option<std::time::Instant> = None;
     while threads.iter().any(|t| t.pinned()) {
         if BLOCKED.load(SeqCst) == 0 {
             blocked_since = None;
-            g = COLLECTOR_WAIT.wait(g).unwrap_or_else(|e| e.into_inner());
+            std::thread::park();
             continue;
         }
         let since = *blocked_since.get_or_insert_with(std::time::Instant::now);
@@ -410,10 +439,7 @@ pub(crate) fn try_stop_the_world(
         if waited >= patience {
             return false;
         }
-        g = COLLECTOR_WAIT
-            .wait_timeout(g, patience - waited)
-            .unwrap_or_else(|e| e.into_inner())
-            .0;
+        std::thread::park_timeout(patience - waited);
     }
     true
 }
