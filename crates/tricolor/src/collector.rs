@@ -292,6 +292,7 @@ fn mark_worker() {
                 c = POOL.changed.wait(c).unwrap_or_else(|e| e.into_inner());
             }
         };
+        let cpu = crate::cpu::ThreadTimer::start();
         t.stack.extend(chunk);
         loop {
             drain(&mut t, u64::MAX);
@@ -301,6 +302,9 @@ fn mark_worker() {
             }
         }
         report_progress(&mut t, true);
+        // Before `done`: once the collector sees the pool idle, this
+        // batch's time is counted.
+        crate::cpu::add_worker(cpu.elapsed());
         POOL.done(&mut t.stack);
     }
 }
@@ -310,11 +314,15 @@ fn mark_worker() {
 /// work in the pool it returns (a pinned thread never waits for the
 /// collector). Runs in the allocation slow path; `Trace` implementations
 /// never allocate or block (INV-TRACE), so scanning cannot re-enter it.
+///
+/// Returns the CPU time the assist took on this thread (ns; 0 if it found
+/// no work), which it has also added to the assist CPU class.
 #[cold]
-pub(crate) fn assist(work: u64) {
+pub(crate) fn assist(work: u64) -> u64 {
     let Some(chunk) = POOL.take(true) else {
-        return;
+        return 0;
     };
+    let cpu = crate::cpu::ThreadTimer::start();
     let mut t = Tracer::new(Mode::Mark);
     t.stack.extend(chunk);
     loop {
@@ -328,10 +336,14 @@ pub(crate) fn assist(work: u64) {
         }
     }
     report_progress(&mut t, false);
+    // Before `done`, as the mark workers do.
+    let ns = cpu.elapsed();
+    crate::cpu::add_assist(ns);
     POOL.done(&mut t.stack);
     // The assist marked objects other threads may now load: the termination
     // round that sees this thread's next quiescent point must not pass.
     thread::set_dirty();
+    ns
 }
 
 /// Objects in flight between prefetch and scan.
@@ -520,12 +532,13 @@ fn cycle(reason: Reason) {
     // The previous cycle swept every span before it returned (`sweep::finish`):
     // every mark bit is clear.
     let start = Instant::now();
+    let cpu = CycleCpu::start();
     let before = pacer::HEAP_LIVE.load(Relaxed);
     pacer::cycle_start(before, 1 + extra_workers() as u64);
     SCAN_WORK.store(0, Relaxed);
     if crate::options::gcstoptheworld() {
         drop(threads);
-        return cycle_stopped(reason, &mut stack, start, before);
+        return cycle_stopped(reason, &mut stack, start, cpu, before);
     }
 
     // 1. Arm. The handshake's snapshot of the registry is taken after
@@ -549,6 +562,7 @@ fn cycle(reason: Reason) {
     WORKERS_ON.store(true, SeqCst);
     crate::root::mark_roots(&mut tracer);
     let roots = Instant::now();
+    let mut cpu = cpu.roots_done();
     terminate(&mut tracer);
     WORKERS_ON.store(false, SeqCst);
     pacer::mark_done();
@@ -566,6 +580,7 @@ fn cycle(reason: Reason) {
         let threads = THREADS.lock().unwrap_or_else(|e| e.into_inner());
         // The pause starts with the request: from now on a thread that pins waits.
         let requested = Instant::now();
+        cpu.mark_paused();
         if thread::try_stop_the_world(&threads, patience) {
             for t in threads.iter() {
                 // SAFETY: the world is stopped: no mutator touches its grey buffer.
@@ -584,6 +599,7 @@ fn cycle(reason: Reason) {
         }
         thread::start_the_world();
         given_up_ns += requested.elapsed().as_nanos() as u64;
+        cpu.mark_resumed();
         drop(threads);
         WORKERS_ON.store(true, SeqCst);
         terminate(&mut tracer);
@@ -605,6 +621,7 @@ fn cycle(reason: Reason) {
     let peak = pacer::HEAP_LIVE.load(Relaxed);
     let pause = stw.elapsed().as_nanos() as u64;
     thread::start_the_world();
+    let sweep_cpu = crate::cpu::ThreadTimer::start();
     drop(threads);
     crate::specials::hand_over();
     *stack = std::mem::take(&mut tracer.stack);
@@ -616,6 +633,7 @@ fn cycle(reason: Reason) {
     IN_COLLECTOR.with(|c| c.set(true));
     let live = crate::sweep::finish();
     IN_COLLECTOR.with(|c| c.set(false));
+    cpu.sweep_ns = sweep_cpu.elapsed();
     finish_cycle(
         reason,
         Times {
@@ -626,6 +644,7 @@ fn cycle(reason: Reason) {
             pause,
             given_up_ns,
         },
+        cpu,
         before,
         live,
         peak,
@@ -645,8 +664,67 @@ struct Times {
     given_up_ns: u64,
 }
 
+/// The collector thread's CPU time in a cycle (ns, its own CPU clock), and
+/// the assist and mark-worker counters at the cycle's start (`crate::cpu`).
+struct CycleCpu {
+    /// Assist and mark-worker CPU time before the cycle.
+    assist0: u64,
+    workers0: u64,
+    /// Arm handshake and roots.
+    roots_ns: u64,
+    /// Concurrent mark and termination after the roots.
+    mark_ns: u64,
+    /// From the restart to the end of the sweep.
+    sweep_ns: u64,
+    /// Start of the marking segment in progress (thread CPU clock), or
+    /// `None` while the collector is stopping the world.
+    segment: Option<u64>,
+}
+
+impl CycleCpu {
+    fn start() -> Self {
+        let (assist0, workers0) = crate::cpu::assist_and_workers();
+        CycleCpu {
+            assist0,
+            workers0,
+            roots_ns: 0,
+            mark_ns: 0,
+            sweep_ns: 0,
+            segment: Some(crate::cpu::thread_cpu_ns()),
+        }
+    }
+
+    /// The roots are marked: what the cycle took so far is phase 1.
+    fn roots_done(mut self) -> Self {
+        let now = crate::cpu::thread_cpu_ns();
+        self.roots_ns = now.saturating_sub(self.segment.unwrap_or(now));
+        self.segment = Some(now);
+        self
+    }
+
+    /// A stop is requested: marking time ends (the stop counts as pause).
+    fn mark_paused(&mut self) {
+        if let Some(s) = self.segment.take() {
+            self.mark_ns += crate::cpu::thread_cpu_ns().saturating_sub(s);
+        }
+    }
+
+    /// A stop was given up: marking goes on.
+    fn mark_resumed(&mut self) {
+        self.segment = Some(crate::cpu::thread_cpu_ns());
+    }
+}
+
 /// Paces the next cycle, records the cycle's statistics, wakes the scavenger.
-fn finish_cycle(reason: Reason, t: Times, before: u64, live: u64, peak: u64, scanned: u64) {
+fn finish_cycle(
+    reason: Reason,
+    t: Times,
+    mut cpu: CycleCpu,
+    before: u64,
+    live: u64,
+    peak: u64,
+    scanned: u64,
+) {
     let Times {
         start,
         roots,
@@ -656,6 +734,16 @@ fn finish_cycle(reason: Reason, t: Times, before: u64, live: u64, peak: u64, sca
         given_up_ns,
     } = t;
     let goal = pacer::NEXT_GC.load(Relaxed);
+    cpu.mark_paused();
+    let procs = u64::from(pacer::procs());
+    let (assist1, workers1) = crate::cpu::assist_and_workers();
+    let assist_ns = assist1.saturating_sub(cpu.assist0);
+    let workers_ns = workers1.saturating_sub(cpu.workers0);
+    crate::cpu::add_cycle(
+        cpu.roots_ns + cpu.mark_ns,
+        (pause + given_up_ns).saturating_mul(procs),
+        cpu.sweep_ns,
+    );
     let (sys, idle) = heap::page_stats();
     pacer::cycle_end(pacer::Measured {
         marked: live,
@@ -678,7 +766,6 @@ fn finish_cycle(reason: Reason, t: Times, before: u64, live: u64, peak: u64, sca
         c.pause_ns[i] = pause;
         c.pause_end[i] = end;
         c.pause_total_ns += pause + given_up_ns;
-        c.gc_cpu_ns += start.elapsed().as_nanos() as u64;
         c.num_gc += 1;
         if reason == Reason::Forced {
             c.num_forced_gc += 1;
@@ -703,8 +790,12 @@ fn finish_cycle(reason: Reason, t: Times, before: u64, live: u64, peak: u64, sca
         mark_ns: (mark_end - roots).as_nanos() as u64,
         stop_ns: pause,
         sweep_ns: restarted.elapsed().as_nanos() as u64,
+        roots_cpu_ns: cpu.roots_ns,
+        assist_cpu_ns: assist_ns,
+        background_cpu_ns: cpu.mark_ns + workers_ns,
+        stop_cpu_ns: pause.saturating_mul(procs),
+        sweep_cpu_ns: cpu.sweep_ns,
         workers: 1 + extra_workers() as u64,
-        procs: u64::from(pacer::procs()),
         heap_before: before,
         heap_peak: peak,
         heap_live: live,
@@ -716,16 +807,28 @@ fn finish_cycle(reason: Reason, t: Times, before: u64, live: u64, peak: u64, sca
 /// Go's `GODEBUG=gcstoptheworld=1`: the whole cycle with the world stopped
 /// (mark and sweep), the baseline the concurrent collector is measured
 /// against. Marking needs no barrier then, and no thread holds a pointer.
-fn cycle_stopped(reason: Reason, stack: &mut Vec<usize>, start: Instant, before: u64) {
+///
+/// CPU: the collector's time before the stop (handshakes between given-up
+/// stops) is dedicated mark time; the stop, mark and sweep included, is
+/// pause time (wall time times the CPUs).
+fn cycle_stopped(
+    reason: Reason,
+    stack: &mut Vec<usize>,
+    start: Instant,
+    mut cpu: CycleCpu,
+    before: u64,
+) {
     let mut given_up_ns = 0u64;
     let (threads, stw) = loop {
         let threads = THREADS.lock().unwrap_or_else(|e| e.into_inner());
         let requested = Instant::now();
+        cpu.mark_paused();
         if thread::try_stop_the_world(&threads, std::time::Duration::from_millis(2)) {
             break (threads, requested);
         }
         thread::start_the_world();
         given_up_ns += requested.elapsed().as_nanos() as u64;
+        cpu.mark_resumed();
         drop(threads);
         thread::handshake(&snapshot());
     };
@@ -765,6 +868,7 @@ fn cycle_stopped(reason: Reason, stack: &mut Vec<usize>, start: Instant, before:
             pause,
             given_up_ns,
         },
+        cpu,
         before,
         live,
         peak,

@@ -10,21 +10,23 @@
 //! The format is Go's (`runtime/mgc.go`, `gcMarkTermination`):
 //!
 //! ```text
-//! gc 7 @0.412s 3%: 0.021+1.2+0.015 ms clock, 0.021+0/2.4/0+0.030 ms cpu, 11->12->5 MB, 12 MB goal, 0 MB stacks, 0 MB globals, 2 P (forced)
+//! gc 7 @0.412s 3%: 0.021+1.2+0.015 ms clock, 0.019+0.31/1.9/0+0.030 ms cpu, 11->12->5 MB, 12 MB goal, 0 MB stacks, 0 MB globals, 2 P (forced)
 //! ```
 //!
 //! - `gc 7`: the cycle number; `@0.412s`: when it started, since the heap
-//!   was first used; `3%`: the fraction of time spent collecting so far
-//!   (`MemStats::gc_cpu_fraction`, as an integer percent).
+//!   was first used; `3%`: the fraction of the program's available CPU time
+//!   spent collecting so far (`MemStats::gc_cpu_fraction`, as an integer
+//!   percent).
 //! - Clock: Go's three phases map to ours as (1) the arm handshake and the
 //!   root scan, (2) the concurrent mark including the termination rounds,
 //!   (3) the stop of the world, from its request to the restart (sweeping
 //!   is in the background in both runtimes and not shown).
-//! - CPU: phase 1 on one thread; then assist / background / idle mark time
-//!   (background = phase 2 times the dedicated mark workers, the collector
-//!   thread included, as the pacer counts them; assist time is not exposed
-//!   by the pacer yet and idle marking does not exist: both print 0); then
-//!   the stop times the CPUs (all of them are held off), again as the pacer
+//! - CPU (`A+B/C/D+E`, measured as `crate::cpu` describes): A, the
+//!   collector thread's CPU time in phase 1; B, assist mark time (the
+//!   assisting threads' CPU time while scanning); C, background mark time
+//!   (the collector thread's CPU time in phase 2 plus the mark workers');
+//!   D, idle mark time, always 0 (there are no idle-priority workers); E,
+//!   the stop's wall time times the CPUs (all of them are held off), as Go
 //!   counts it.
 //! - Heap: the heap counted live when the cycle started, at the stop, and
 //!   the bytes marked live; the goal the cycle worked towards. There are no
@@ -63,10 +65,20 @@ pub(crate) struct Cycle {
     /// The sweep after the restart (background; in the `tracing` event only).
     #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
     pub sweep_ns: u64,
+    /// CPU time of phase 1 (the collector thread).
+    pub roots_cpu_ns: u64,
+    /// CPU time of assists in phase 2.
+    pub assist_cpu_ns: u64,
+    /// CPU time of background marking in phase 2 (the collector thread and
+    /// the mark workers).
+    pub background_cpu_ns: u64,
+    /// The stop's wall time times the CPUs.
+    pub stop_cpu_ns: u64,
+    /// CPU time of the collector's sweep (in the `tracing` event only).
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+    pub sweep_cpu_ns: u64,
     /// Mark workers (the collector thread included).
     pub workers: u64,
-    /// CPUs held off by a stop.
-    pub procs: u64,
     /// Heap counted live at the start, at the stop, and marked live.
     pub heap_before: u64,
     pub heap_peak: u64,
@@ -117,11 +129,11 @@ impl Cycle {
             ms(self.roots_ns),
             ms(self.mark_ns),
             ms(self.stop_ns),
-            ms(self.roots_ns),
+            ms(self.roots_cpu_ns),
+            ms(self.assist_cpu_ns),
+            ms(self.background_cpu_ns),
             ms(0),
-            ms(self.mark_ns.saturating_mul(self.workers)),
-            ms(0),
-            ms(self.stop_ns.saturating_mul(self.procs)),
+            ms(self.stop_cpu_ns),
             mb(self.heap_before),
             mb(self.heap_peak),
             mb(self.heap_live),
@@ -153,6 +165,11 @@ pub(crate) fn cycle_done(c: &Cycle) {
         mark_ns = c.mark_ns,
         stop_ns = c.stop_ns,
         sweep_ns = c.sweep_ns,
+        roots_cpu_ns = c.roots_cpu_ns,
+        assist_cpu_ns = c.assist_cpu_ns,
+        background_cpu_ns = c.background_cpu_ns,
+        stop_cpu_ns = c.stop_cpu_ns,
+        sweep_cpu_ns = c.sweep_cpu_ns,
         heap_before = c.heap_before,
         heap_peak = c.heap_peak,
         heap_live = c.heap_live,
@@ -191,8 +208,12 @@ mod tests {
             mark_ns: 1_200_000,
             stop_ns: 15_000,
             sweep_ns: 0,
+            roots_cpu_ns: 19_000,
+            assist_cpu_ns: 310_000,
+            background_cpu_ns: 1_900_000,
+            stop_cpu_ns: 30_000,
+            sweep_cpu_ns: 0,
             workers: 2,
-            procs: 2,
             heap_before: 11 << 20,
             heap_peak: 12 << 20,
             heap_live: 5 << 20,
@@ -201,7 +222,7 @@ mod tests {
         };
         assert_eq!(
             c.line(0.031),
-            "gc 7 @0.412s 3%: 0.021+1.2+0.015 ms clock, 0.021+0/2.4/0+0.030 ms cpu, \
+            "gc 7 @0.412s 3%: 0.021+1.2+0.015 ms clock, 0.019+0.31/1.9/0+0.030 ms cpu, \
              11->12->5 MB, 12 MB goal, 0 MB stacks, 0 MB globals, 2 P (forced)"
         );
         let auto = Cycle { forced: false, ..c };

@@ -64,6 +64,7 @@ mod trace;
 // The runtime.
 mod cache;
 mod collector;
+mod cpu;
 mod heap;
 mod object;
 mod options;

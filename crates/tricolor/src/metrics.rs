@@ -232,11 +232,46 @@ use Kind::{Histogram as H, F64, U64};
 /// Every metric, in name order.
 const METRICS: &[Metric] = &[
     metric(
+        "/cpu/classes/gc/mark/assist:cpu-seconds",
+        F64,
+        true,
+        "CPU time mutator threads spent scanning the heap in assists (work they owed for allocating while marking), on their own thread CPU clocks around each assist that found work.",
+        |s| secs(s.extra.gc_cpu.assist),
+    ),
+    metric(
+        "/cpu/classes/gc/mark/dedicated:cpu-seconds",
+        F64,
+        true,
+        "CPU time of the dedicated mark threads, on their own thread CPU clocks: the collector thread from a cycle's start to its stop request (handshakes, roots, concurrent mark, termination rounds) and the background mark workers while they hold work.",
+        |s| secs(s.extra.gc_cpu.dedicated),
+    ),
+    metric(
+        "/cpu/classes/gc/mark/idle:cpu-seconds",
+        F64,
+        true,
+        "CPU time of idle-priority mark workers: always 0 (tricolor has none; kept for Go's set of names).",
+        |s| secs(s.extra.gc_cpu.idle),
+    ),
+    metric(
+        "/cpu/classes/gc/pause:cpu-seconds",
+        F64,
+        true,
+        "Estimated CPU time of stops of the world, as Go estimates it: each stop's wall time (request to restart, given-up stops included) times the CPUs the program may use, since no mutator runs meanwhile. With gcstoptheworld=1 the whole cycle is a stop.",
+        |s| secs(s.extra.gc_cpu.pause),
+    ),
+    metric(
+        "/cpu/classes/gc/sweep:cpu-seconds",
+        F64,
+        true,
+        "CPU time of the collector thread's background sweep after each stop, the Drops of dead values included, on its thread CPU clock (a tricolor extension: Go counts its background sweeper as user time). Mutators sweeping lazily when they need a span are not counted.",
+        |s| secs(s.extra.gc_cpu.sweep),
+    ),
+    metric(
         "/cpu/classes/gc/total:cpu-seconds",
         F64,
         true,
-        "Time the collector thread spent in cycles, from a cycle's start to the end of its sweep: an estimate of the CPU time spent collecting (mark workers and assists not included).",
-        |s| Value::F64(s.extra.gc_cpu_ns as f64 / 1e9),
+        "Estimated total CPU time spent on collection work: the sum of the other /cpu/classes/gc metrics (each counter read once per snapshot, so the sum is exact).",
+        |s| secs(s.extra.gc_cpu.total()),
     ),
     metric(
         "/gc/cycles/automatic:gc-cycles",
@@ -421,6 +456,11 @@ const METRICS: &[Metric] = &[
         |_| Value::U64(crate::pool::pool_stats().victim),
     ),
 ];
+
+/// Nanoseconds as seconds.
+fn secs(ns: u64) -> Value {
+    Value::F64(ns as f64 / 1e9)
+}
 
 fn released(s: &Snapshot) -> u64 {
     s.stats.heap_released.min(s.stats.heap_idle)

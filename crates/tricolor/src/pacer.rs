@@ -35,7 +35,7 @@
 //!    end) and at most once per update period: GC CPU time is the dedicated
 //!    workers' share of each mark phase (the collector thread and the extra
 //!    mark workers, counted as busy for the whole phase, as Go counts its
-//!    dedicated workers), the time assists took, and each stop times the
+//!    dedicated workers), the CPU time assists took, and each stop times the
 //!    CPUs; the capacity is wall time times the CPUs. While the bucket is
 //!    full, assists are off (the heap may overshoot its goal rather than
 //!    let the collector take the program's CPU).
@@ -139,9 +139,9 @@ fn assist_slow(bytes: u64) {
         m.assist_debt(bytes)
     };
     if work > 0 {
-        let t = std::time::Instant::now();
-        crate::collector::assist(work);
-        let ns = t.elapsed().as_nanos() as u64;
+        // The assisting thread's CPU time while it scanned (0 if it found
+        // no work); `collector::assist` also counts it in `crate::cpu`.
+        let ns = crate::collector::assist(work);
         ASSIST_NS.fetch_add(ns, Relaxed);
         GC_CPU_NS.fetch_add(ns, Relaxed);
     }

@@ -46,7 +46,6 @@ pub(crate) struct CycleStats {
     pub pause_ns: [u64; 256],
     pub pause_end: [u64; 256],
     pub last_gc: u64,
-    pub gc_cpu_ns: u64,
     /// Live (marked) bytes the last cycle found.
     pub heap_live: u64,
     /// Bytes the last cycle scanned.
@@ -77,7 +76,6 @@ pub(crate) static CYCLES: Mutex<CycleStats> = Mutex::new(CycleStats {
     pause_ns: [0; 256],
     pause_end: [0; 256],
     last_gc: 0,
-    gc_cpu_ns: 0,
     heap_live: 0,
     heap_scan: 0,
     pause_hist: [0; BLOCKED_BUCKETS],
@@ -314,7 +312,11 @@ mem_stats! {
     num_gc: u32,
     /// Number of cycles forced by `gc()`.
     num_forced_gc: u32,
-    /// Fraction of wall time since the heap started spent collecting.
+    /// Fraction of the CPU time available since the heap started (wall
+    /// time times the CPUs the program may use) spent on collection work,
+    /// as Go computes it: `/cpu/classes/gc/total:cpu-seconds` less idle
+    /// marking, over that capacity (the classes are measured as
+    /// `/cpu/classes/gc/...` describe them in docs/metrics.md).
     gc_cpu_fraction: f64,
     /// Whether automatic collection is on (GOGC >= 0).
     enable_gc: bool,
@@ -331,25 +333,26 @@ pub(crate) struct Extra {
     pub heap_scan: u64,
     pub pause_hist: [u64; BLOCKED_BUCKETS],
     pub pause_hist_ns: u64,
-    pub gc_cpu_ns: u64,
+    pub gc_cpu: crate::cpu::CpuTotals,
     pub gc_percent: i32,
     pub memory_limit: u64,
     pub freed_bytes: u64,
 }
 
-/// `MemStats::gc_cpu_fraction`: GC time over wall time since the heap started.
+/// `MemStats::gc_cpu_fraction`: GC CPU time (idle marking excepted, as in
+/// Go) over wall time since the heap started times the CPUs.
 pub(crate) fn gc_cpu_fraction() -> f64 {
-    let gc_ns = CYCLES.lock().unwrap_or_else(|e| e.into_inner()).gc_cpu_ns;
-    fraction(gc_ns)
+    fraction(&crate::cpu::totals())
 }
 
-fn fraction(gc_ns: u64) -> f64 {
-    let elapsed = START
+fn fraction(cpu: &crate::cpu::CpuTotals) -> f64 {
+    let capacity = START
         .get()
         .map(|s| s.elapsed().as_nanos() as f64)
-        .unwrap_or(0.0);
-    if elapsed > 0.0 {
-        gc_ns as f64 / elapsed
+        .unwrap_or(0.0)
+        * f64::from(crate::pacer::procs());
+    if capacity > 0.0 {
+        (cpu.total() - cpu.idle) as f64 / capacity
     } else {
         0.0
     }
@@ -383,6 +386,7 @@ pub(crate) fn snapshot() -> (MemStats, Extra) {
         frees: BY_SIZE.frees[i].load(Relaxed),
     });
     let c = CYCLES.lock().unwrap_or_else(|e| e.into_inner());
+    let gc_cpu = crate::cpu::totals();
     let gc_percent = crate::pacer::GC_PERCENT.load(Relaxed);
     let stats = MemStats {
         alloc: heap_alloc,
@@ -406,7 +410,7 @@ pub(crate) fn snapshot() -> (MemStats, Extra) {
         blocked_total_ns: BLOCKED.total_ns(),
         num_gc: c.num_gc,
         num_forced_gc: c.num_forced_gc,
-        gc_cpu_fraction: fraction(c.gc_cpu_ns),
+        gc_cpu_fraction: fraction(&gc_cpu),
         enable_gc: gc_percent >= 0,
         by_size,
     };
@@ -415,7 +419,7 @@ pub(crate) fn snapshot() -> (MemStats, Extra) {
         heap_scan: c.heap_scan,
         pause_hist: c.pause_hist,
         pause_hist_ns: c.pause_hist_ns,
-        gc_cpu_ns: c.gc_cpu_ns,
+        gc_cpu,
         gc_percent,
         memory_limit: crate::pacer::MEMORY_LIMIT.load(Relaxed),
         freed_bytes,

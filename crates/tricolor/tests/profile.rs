@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::io::Read;
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 
 use tricolor::alloc::Tracking;
 use tricolor::Trace;
@@ -116,6 +117,8 @@ struct Decoded {
     default_type: String,
     period: u64,
     samples: Vec<(Vec<i64>, Vec<String>, i64)>,
+    /// Per sample (same order), the stack as (function, line), leaf first.
+    lines: Vec<Vec<(String, i64)>>,
     files: Vec<String>,
 }
 
@@ -126,6 +129,7 @@ fn decode(gz: &[u8]) -> Decoded {
         .read_to_end(&mut raw)
         .unwrap();
     let top = fields(&raw);
+    check_viewer_requirements(&top);
     let strings: Vec<String> = top
         .iter()
         .filter(|(f, _)| *f == 6)
@@ -148,16 +152,29 @@ fn decode(gz: &[u8]) -> Decoded {
         funcs.insert(one(&fs, 1), s(one(&fs, 2)));
         files.push(s(one(&fs, 4)));
     }
-    let mut locs: HashMap<u64, Vec<String>> = HashMap::new();
+    let mut locs: HashMap<u64, Vec<(String, i64)>> = HashMap::new();
     for (_, v) in top.iter().filter(|(f, _)| *f == 4) {
         let fs = fields(bytes(v));
         let names = fs
             .iter()
             .filter(|(f, _)| *f == 4)
-            .map(|(_, l)| funcs[&one(&fields(bytes(l)), 1)].clone())
+            .map(|(_, l)| {
+                let l = fields(bytes(l));
+                (funcs[&one(&l, 1)].clone(), one(&l, 2) as i64)
+            })
             .collect();
         locs.insert(one(&fs, 1), names);
     }
+    let lines = top
+        .iter()
+        .filter(|(f, _)| *f == 2)
+        .map(|(_, v)| {
+            ints(&fields(bytes(v)), 1)
+                .iter()
+                .flat_map(|id| locs[id].clone())
+                .collect()
+        })
+        .collect();
     let samples = top
         .iter()
         .filter(|(f, _)| *f == 2)
@@ -165,7 +182,7 @@ fn decode(gz: &[u8]) -> Decoded {
             let fs = fields(bytes(v));
             let stack = ints(&fs, 1)
                 .iter()
-                .flat_map(|id| locs[id].clone())
+                .flat_map(|id| locs[id].iter().map(|(n, _)| n.clone()))
                 .collect();
             let values = ints(&fs, 2).iter().map(|&x| x as i64).collect();
             let label = fs
@@ -183,7 +200,80 @@ fn decode(gz: &[u8]) -> Decoded {
         default_type: s(one(&top, 14)),
         period: one(&top, 12),
         samples,
+        lines,
         files,
+    }
+}
+
+/// What speedscope's pprof importer (`src/import/pprof.ts`, v1.25) and
+/// `go tool pprof` rely on beyond the schema, checked on the wire:
+/// - string 0 is "" (pprof rejects the profile otherwise);
+/// - speedscope shows the *last* sample type whatever
+///   `default_sample_type` says (it compares the int64 string indices as
+///   protobuf.js `Long` objects, which never match, and falls back to the
+///   last), so the default, `inuse_space`, must be the last type for both
+///   tools to show the same view;
+/// - function and location ids are non-zero, unique and below 2^32 (it
+///   keys them by the low 32 bits), every location has a line (a location
+///   without one becomes no frame), and every id a line or sample uses is
+///   declared;
+/// - every sample has one value per sample type (else it drops the whole
+///   profile), and there is a period type.
+fn check_viewer_requirements(top: &[(u64, Val)]) {
+    let strings: Vec<&[u8]> = top
+        .iter()
+        .filter(|(f, _)| *f == 6)
+        .map(|(_, v)| bytes(v))
+        .collect();
+    assert_eq!(
+        strings.first(),
+        Some(&&b""[..]),
+        "string_table[0] must be \"\""
+    );
+    let types: Vec<u64> = top
+        .iter()
+        .filter(|(f, _)| *f == 1)
+        .map(|(_, v)| one(&fields(bytes(v)), 1))
+        .collect();
+    assert!(!types.is_empty());
+    assert_eq!(
+        Some(&one(top, 14)),
+        types.last(),
+        "default_sample_type must be the last sample type (speedscope shows the last)"
+    );
+    assert!(top.iter().any(|(f, _)| *f == 11), "period_type is missing");
+    let ids = |field: u64| -> Vec<u64> {
+        top.iter()
+            .filter(|(f, _)| *f == field)
+            .map(|(_, v)| one(&fields(bytes(v)), 1))
+            .collect()
+    };
+    let functions: std::collections::HashSet<u64> = ids(5).into_iter().collect();
+    let locations: std::collections::HashSet<u64> = ids(4).into_iter().collect();
+    assert_eq!(functions.len(), ids(5).len(), "duplicate function ids");
+    assert_eq!(locations.len(), ids(4).len(), "duplicate location ids");
+    for id in functions.iter().chain(&locations) {
+        assert!(*id != 0 && *id < 1 << 32, "id {id}");
+    }
+    for (_, v) in top.iter().filter(|(f, _)| *f == 4) {
+        let lines: Vec<u64> = fields(bytes(v))
+            .iter()
+            .filter(|(f, _)| *f == 4)
+            .map(|(_, l)| one(&fields(bytes(l)), 1))
+            .collect();
+        assert!(!lines.is_empty(), "a location without lines");
+        assert!(
+            lines.iter().all(|f| functions.contains(f)),
+            "undeclared function"
+        );
+    }
+    for (_, v) in top.iter().filter(|(f, _)| *f == 2) {
+        let fs = fields(bytes(v));
+        assert!(
+            ints(&fs, 1).iter().all(|l| locations.contains(l)),
+            "undeclared location"
+        );
+        assert_eq!(ints(&fs, 2).len(), types.len(), "one value per sample type");
     }
 }
 
@@ -238,6 +328,47 @@ fn gc_pages<'g>(g: &'g tricolor::Guard, out: &mut Vec<tricolor::Gc<'g, Page>>) {
     }
 }
 
+/// The source line of the first call in `two_sites`.
+static TWO_SITES_LINE: AtomicU32 = AtomicU32::new(0);
+
+/// Two calls of an allocating function on consecutive lines, as in a
+/// recursive tree builder: the code at the first call's return address
+/// (computing the second call's argument from its result) belongs to the
+/// second line, the code after the second's to the third.
+#[inline(never)]
+fn two_sites<'g>(g: &'g tricolor::Guard, out: &mut Vec<tricolor::Gc<'g, Page>>) -> u64 {
+    TWO_SITES_LINE.store(line!() + 1, Relaxed);
+    let a = one_page(g, out, 1);
+    let b = one_page(g, out, a * 3 + 1);
+    std::hint::black_box(a * 5 + b)
+}
+
+/// Allocates a page filled with `x`; returns the pages in `out`.
+#[inline(never)]
+fn one_page<'g>(g: &'g tricolor::Guard, out: &mut Vec<tricolor::Gc<'g, Page>>, x: u64) -> u64 {
+    out.push(g.alloc(Page { data: [x; 512] }));
+    std::hint::black_box(out.len() as u64)
+}
+
+/// The frames of `two_sites` above `one_page` carry the lines of the two
+/// calls, not of the code after them (where return addresses point).
+fn check_call_lines(p: &Decoded) {
+    let first = i64::from(TWO_SITES_LINE.load(Relaxed));
+    let mut seen = std::collections::BTreeSet::new();
+    for stack in &p.lines {
+        if let Some(i) = stack.iter().position(|(f, _)| f == "profile::one_page") {
+            let (caller, line) = &stack[i + 1];
+            assert_eq!(caller, "profile::two_sites", "{stack:?}");
+            seen.insert(*line);
+        }
+    }
+    assert_eq!(
+        seen.into_iter().collect::<Vec<_>>(),
+        [first, first + 1],
+        "lines of the calls in two_sites"
+    );
+}
+
 /// Allocates N boxes into `out` (reserved by the caller): N separate
 /// allocations of 3000 bytes, the point of the test.
 #[inline(never)]
@@ -286,6 +417,14 @@ fn heap_profile_matches_known_allocations() {
         assert!(p.files.iter().any(|f| f.ends_with("profile.rs")));
         let (v, size) = site(&p, "gc_pages");
         assert_eq!(v, [N as i64, N as i64 * size, 0, 0], "after gc()");
+
+        // Symbolized lines are the lines of the calls.
+        {
+            let g = tricolor::pin();
+            let mut pages = Vec::with_capacity(2);
+            assert_eq!(two_sites(&g, &mut pages), 7);
+            check_call_lines(&profile());
+        }
 
         // Plain Rust allocations through the tracking allocator.
         let before = tricolor::alloc::stats();

@@ -534,6 +534,10 @@ const OWN_FRAMES: &[&str] = &[
 /// One symbolized line: function, file, line.
 type Sym = (String, String, i64);
 
+/// The function, file and line of return address `ip`, inlined frames
+/// first. `backtrace::resolve` looks up `ip - 1`, inside the call
+/// instruction, so the lines are those of the calls, not of the code after
+/// them (the profile test checks it).
 fn symbolize(ip: usize) -> Vec<Sym> {
     let mut out = Vec::new();
     backtrace::resolve(ip as *mut std::ffi::c_void, |s| {
@@ -718,7 +722,11 @@ pub fn heap_profile() -> proto::Profile {
 /// totals, symbolized functions with files and lines. It includes the GC
 /// heap's objects and, when [`crate::alloc::Tracking`] is the global
 /// allocator, plain Rust allocations. Read it with `go tool pprof`,
-/// speedscope or `tricolor pprof top`.
+/// speedscope or `tricolor pprof top`. Inlined functions are lines of one
+/// location, innermost first, as Go writes them; speedscope (1.25) shows
+/// only the last line of each location, so there a function inlined into
+/// its caller appears as the caller, and it always shows the last sample
+/// type, `inuse_space` (also the default here).
 ///
 /// ```
 /// let mut out = Vec::new();
