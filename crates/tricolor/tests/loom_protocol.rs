@@ -24,10 +24,14 @@
 //!   buffer, SeqCst swap, SeqCst load of `FLAGS`, wake the collector),
 //!   `wait_for_world`, `handshake` (bump `EPOCH`, set `WAITING`, wait until
 //!   every thread of the snapshot is unpinned or pinned at the new epoch),
-//!   `stop_the_world` and `start_the_world`. `PARK`, `COLLECTOR_WAIT` and
-//!   `RESUME` are a loom `Mutex` and two `Condvar`s, as in the real code (no
-//!   spin-waiting), so a lost wake-up shows up as a deadlock that loom
-//!   reports.
+//!   `stop_the_world` and `start_the_world`. The collector waits with
+//!   loom's `park` and mutators wake it with `unpark` (`WAITER`, the
+//!   collector's handle, is set before any flag is published, as in the
+//!   real code); `PARK` and `RESUME` are a loom `Mutex` and `Condvar`. So a
+//!   lost wake-up shows up as a deadlock that loom reports. The real
+//!   `wait_for_world` first yields for up to 200 us while `STW` is set:
+//!   that only skips a sleep whose loop would see the same flag, so the
+//!   model leaves it out.
 //! - `collector.rs`: `set_mark` (a Relaxed load, then a Relaxed `fetch_or`:
 //!   whoever sets the bit queues the object), `shade` (queue in the thread's
 //!   grey buffer, set its `dirty` flag with SeqCst), the write barrier (a
@@ -193,6 +197,7 @@ use loom::sync::atomic::{
 };
 use loom::sync::{Arc, Condvar, Mutex};
 use loom::thread;
+use std::mem::ManuallyDrop;
 
 /// A stop of the world is requested or in progress.
 const STW: u8 = 1;
@@ -294,10 +299,13 @@ struct World {
     faults: Faults,
     flags: AtomicU8,
     epoch: AtomicU64,
-    /// `PARK`, `COLLECTOR_WAIT`, `RESUME`.
+    /// `PARK`, `RESUME`.
     park: Mutex<()>,
-    collector_wait: Condvar,
     resume: Condvar,
+    /// `WAITER`: the collector thread, which parks; set when its cycle
+    /// starts, before it publishes any flag (the real `OnceLock`'s
+    /// Release/Acquire is this mutex's).
+    waiter: Mutex<Option<thread::Thread>>,
     /// `GRAY`: published grey buffers (a bit set of objects).
     gray: Mutex<u64>,
     /// `THREADS`.
@@ -333,8 +341,8 @@ impl World {
             flags: AtomicU8::new(if setup.armed { MARKING } else { 0 }),
             epoch: AtomicU64::new(if setup.armed { 2 } else { 1 }),
             park: Mutex::new(()),
-            collector_wait: Condvar::new(),
             resume: Condvar::new(),
+            waiter: Mutex::new(None),
             gray: Mutex::new(0),
             threads: Mutex::new(Vec::new()),
             edges,
@@ -447,8 +455,9 @@ impl World {
     }
 
     fn notify_collector(&self) {
-        let _g = self.park.lock().unwrap();
-        self.collector_wait.notify_all();
+        if let Some(t) = &*self.waiter.lock().unwrap() {
+            t.unpark();
+        }
     }
 
     /// `push_gray` (the 256-entry early publication is never reached here).
@@ -613,14 +622,11 @@ impl World {
         let e = self.epoch.fetch_add(1, SeqCst) + 1;
         self.flags.fetch_or(WAITING, SeqCst);
         self.sc_fence();
-        {
-            let mut g = self.park.lock().unwrap();
-            while !threads.iter().all(|t| {
-                let s = t.state.load(SeqCst);
-                s & 1 == 0 || s >> 1 >= e
-            }) {
-                g = self.collector_wait.wait(g).unwrap();
-            }
+        while !threads.iter().all(|t| {
+            let s = t.state.load(SeqCst);
+            s & 1 == 0 || s >> 1 >= e
+        }) {
+            thread::park();
         }
         self.flags.fetch_and(!WAITING, SeqCst);
         self.log('C', format!("handshake to epoch {e} complete"));
@@ -630,9 +636,8 @@ impl World {
     fn stop_the_world(&self, threads: &[Arc<Mutator>]) {
         self.flags.fetch_or(STW, SeqCst);
         self.sc_fence();
-        let mut g = self.park.lock().unwrap();
         while threads.iter().any(|t| t.state.load(SeqCst) & 1 != 0) {
-            g = self.collector_wait.wait(g).unwrap();
+            thread::park();
         }
         self.log('C', "world stopped".into());
     }
@@ -851,6 +856,7 @@ impl World {
 
     /// `collector::cycle`: returns the objects the sweep freed.
     fn cycle(&self, armed: bool) -> u64 {
+        *self.waiter.lock().unwrap() = Some(thread::current());
         let f = self.faults;
         if !armed {
             // 1. Arm: set `MARKING`, snapshot the thread list, handshake.
@@ -931,8 +937,8 @@ impl World {
 
 type Script = fn(&World, &Arc<Mutator>);
 
-/// Runs one model: the collector (loom's main thread) runs a cycle while a
-/// mutator thread runs `script`.
+/// Runs one model: the collector thread runs a cycle while a mutator (loom's
+/// main thread) runs `script`.
 fn run(name: &str, bound: usize, setup: &'static Setup, faults: Faults, script: Script) {
     let mut b = loom::model::Builder::new();
     if b.preemption_bound.is_none() {
@@ -947,20 +953,28 @@ fn run(name: &str, bound: usize, setup: &'static Setup, faults: Faults, script: 
     let runs = report.runs.clone();
     b.check(move || {
         runs.fetch_add(1, Relaxed);
-        let w = Arc::new(World::new(setup, faults));
-        let t = Arc::new(Mutator {
+        // Nothing loom owns is dropped if the script unwinds (a deadlock
+        // that loom reports while the collector is blocked): dropping it
+        // during that unwind runs loom operations, which aborts the process.
+        let w = ManuallyDrop::new(Arc::new(World::new(setup, faults)));
+        let t = ManuallyDrop::new(Arc::new(Mutator {
             state: AtomicU64::new(if setup.armed { 1 << 1 } else { 0 }),
             gray: AtomicU64::new(0),
             dirty: AtomicBool::new(false),
-        });
+        }));
         if setup.registered {
             w.register(&t);
         }
-        let (w2, t2) = (w.clone(), t.clone());
-        let h = thread::spawn(move || script(&w2, &t2));
-        let freed = w.cycle(setup.armed);
-        h.join().unwrap();
+        // The collector runs on a spawned thread and the script on loom's
+        // main thread: the collector is unparked, and loom's `join` must
+        // not run on a thread that was (tokio-rs/loom#249).
+        let w2 = Arc::clone(&w);
+        let h = ManuallyDrop::new(thread::spawn(move || w2.cycle(setup.armed)));
+        script(&w, &t);
+        let freed = ManuallyDrop::into_inner(h).join().unwrap();
         w.final_check(freed);
+        drop(ManuallyDrop::into_inner(t));
+        drop(ManuallyDrop::into_inner(w));
     });
 }
 
