@@ -274,6 +274,13 @@ const METRICS: &[Metric] = &[
         |s| secs(s.extra.gc_cpu.total()),
     ),
     metric(
+        "/gc/assists:seconds",
+        H,
+        true,
+        "Wall-clock durations of mark assists: intervals in which an allocating thread scanned heap objects because its allocation outpaced marking (MemStats::assist_hist).",
+        |s| log2_histogram(&s.stats.assist_hist, s.stats.assist_total_ns),
+    ),
+    metric(
         "/gc/cycles/automatic:gc-cycles",
         U64,
         true,

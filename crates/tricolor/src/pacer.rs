@@ -141,7 +141,11 @@ fn assist_slow(bytes: u64) {
     if work > 0 {
         // The assisting thread's CPU time while it scanned (0 if it found
         // no work); `collector::assist` also counts it in `crate::cpu`.
+        let wall = std::time::Instant::now();
         let ns = crate::collector::assist(work);
+        if ns > 0 {
+            crate::stats::ASSISTS.record(wall.elapsed().as_nanos() as u64);
+        }
         ASSIST_NS.fetch_add(ns, Relaxed);
         GC_CPU_NS.fetch_add(ns, Relaxed);
     }

@@ -120,6 +120,8 @@ pub(crate) struct Blocked {
 }
 
 pub(crate) static BLOCKED: Blocked = Blocked::new();
+/// Mark assists' wall-clock durations (same buckets).
+pub(crate) static ASSISTS: Blocked = Blocked::new();
 
 impl Blocked {
     pub(crate) const fn new() -> Self {
@@ -308,6 +310,15 @@ mem_stats! {
     /// Cumulative nanoseconds mutator threads spent blocked by the collector
     /// (the sum of the intervals of `blocked_hist`).
     blocked_total_ns: u64,
+    /// Histogram of mark assists' wall-clock durations: intervals in which
+    /// an allocating thread, while marking runs and its allocation outpaces
+    /// the collector, scanned heap objects instead of running its own code
+    /// (the other way, besides `blocked_hist`, in which the collector
+    /// delays a mutator). Same buckets as `blocked_hist`.
+    assist_hist: [u64; BLOCKED_BUCKETS],
+    /// Cumulative wall-clock nanoseconds of mark assists (the sum of the
+    /// intervals of `assist_hist`).
+    assist_total_ns: u64,
     /// Number of completed cycles.
     num_gc: u32,
     /// Number of cycles forced by `gc()`.
@@ -408,6 +419,8 @@ pub(crate) fn snapshot() -> (MemStats, Extra) {
         pause_end: c.pause_end,
         blocked_hist: BLOCKED.hist(),
         blocked_total_ns: BLOCKED.total_ns(),
+        assist_hist: ASSISTS.hist(),
+        assist_total_ns: ASSISTS.total_ns(),
         num_gc: c.num_gc,
         num_forced_gc: c.num_forced_gc,
         gc_cpu_fraction: fraction(&gc_cpu),

@@ -120,6 +120,16 @@ fn assists_are_counted_and_the_classes_add_up() {
     }
     assert!(live.len() == 200_000);
     drop(live);
+    // Every assist that scanned is also timed, wall clock, in the assist
+    // histogram (pause accounting): CPU time showed, so intervals must.
+    let s = tricolor::read_mem_stats();
+    if !stopped {
+        assert!(
+            s.assist_hist.iter().sum::<u64>() > 0 && s.assist_total_ns > 0,
+            "assist CPU time counted but no assist interval recorded: {:?}",
+            s.assist_hist
+        );
+    }
 
     tricolor::set_gc_percent(old_gogc);
     tricolor::gc();
