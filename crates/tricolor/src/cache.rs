@@ -11,8 +11,10 @@
 //!    the span's `alloc_bits` and statistics (global and per size class),
 //!    load the next word with free slots; when the span is exhausted, file
 //!    it as full and take a swept partial span of the class, or sweep
-//!    unswept ones until one has room (`sweep.rs`), or take a fresh span
-//!    from the page heap. Taking a span counts all its free bytes as live
+//!    unswept ones until one has room (`sweep.rs`), or, at the memory limit
+//!    while the collector sweeps spans of the class that hold values with a
+//!    `Drop`, wait for them (`sweep::wait_for_sweeper`, bounded), or take a
+//!    fresh span from the page heap. Taking a span counts all its free bytes as live
 //!    for pacing (Go does the same), and sets `GC_PENDING` when the heap
 //!    goal is reached.
 //! 3. Release (at each cycle's stop, and when the thread exits): commit the
@@ -220,7 +222,14 @@ fn advance(c: &mut ClassCache, m: &SpanMeta, from: usize) -> bool {
 /// A span for class `sc`: a swept partial one, one this thread sweeps, or a
 /// fresh one. Popping a span from a set makes this cache its owner (INV-CACHE).
 fn refill(sc: usize) -> Result<&'static SpanMeta, AllocError> {
-    let m = match crate::sweep::take_partial(sc).or_else(|| crate::sweep::sweep_for_alloc(sc)) {
+    use crate::sweep::{self, AllocSweep};
+    let m = match sweep::take_partial(sc)
+        .or_else(|| match sweep::sweep_for_alloc(sc) {
+            AllocSweep::Found(m) => Some(m),
+            AllocSweep::Worked | AllocSweep::Empty => None,
+        })
+        .or_else(|| sweep::wait_for_sweeper(sc, pacer::at_memory_limit))
+    {
         Some(m) => m,
         None => heap::new_small_span(sc).map_err(|e| AllocError::from_page(e, 0))?,
     };

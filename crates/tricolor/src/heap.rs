@@ -538,6 +538,15 @@ pub(crate) fn page_stats() -> (u64, u64) {
     (f.sys - f.released, f.free - f.released)
 }
 
+/// Memory the heap maps and has not released to the OS: object spans not
+/// released plus metadata (what the memory limit limits; `sys -
+/// heap_released` in `MemStats`).
+pub(crate) fn mapped_bytes() -> u64 {
+    let p = lock_pages();
+    let f = p.figures();
+    f.sys - f.released + (p.arenas().len() * META_SPANS * SPAN_BYTES) as u64
+}
+
 /// Metadata bytes mapped (for `sys`).
 pub(crate) fn meta_bytes() -> u64 {
     (lock_pages().arenas().len() * META_SPANS * SPAN_BYTES) as u64

@@ -100,6 +100,30 @@ fn feed_limiter(m: &mut Pacer) {
         m.update_limiter(now, gc, now * u64::from(procs()));
     }
     ASSISTS.store(m.assists_enabled(), Relaxed);
+    LIMITING.store(m.limiting(), Relaxed);
+}
+
+/// The CPU limiter is limiting (as of its last update): GC work is not
+/// charged to mutators (no assists, no waiting for the sweeper).
+static LIMITING: AtomicBool = AtomicBool::new(false);
+
+/// Whether the heap is at its soft memory limit: taking one more span from
+/// the OS would take mapped memory (object spans not released, and
+/// metadata: what the limit limits) past it. False with no limit, and while
+/// the CPU limiter is limiting (the limit gives way then, as in Go).
+pub(crate) fn at_memory_limit() -> bool {
+    let limit = MEMORY_LIMIT.load(Relaxed);
+    if limit == NO_MEMORY_LIMIT || LIMITING.load(Relaxed) {
+        return false;
+    }
+    crate::heap::mapped_bytes() + crate::sizeclass::SPAN_BYTES as u64 > limit
+}
+
+/// Counts `ns` that a mutator spent waiting for the collector's sweep as
+/// assist time (it waits for GC work done on its behalf).
+pub(crate) fn add_assist_time(ns: u64) {
+    ASSIST_NS.fetch_add(ns, Relaxed);
+    GC_CPU_NS.fetch_add(ns, Relaxed);
 }
 
 /// Nanoseconds on the pacer's clock (since the heap started).

@@ -35,15 +35,46 @@
 //! every set of the old generation is empty and no sweep is in progress
 //! ([`ACTIVE`]).
 //!
+//! Under the memory limit (issue 3). Queued `Drop` spans used to wait until
+//! the collector thread had swept every class, while the thread that queued
+//! them took a fresh span at once: during every sweep the heap grew by a few
+//! spans per thread, and since random replacement leaves a live object in
+//! nearly every span, those spans never became free again; with `churn`
+//! (1M entries, 240 MiB limit) about 8 fresh spans per cycle, all taken
+//! during the sweep and each after 16 queued `Drop` spans, ratcheted the
+//! heap to 1.25x the limit. So now:
+//! - the collector thread sweeps queued spans first: it checks the queue
+//!   after every span it sweeps ([`QUEUED`]); a queued span stays listed
+//!   until it is filed, and each span swept bumps `progress` and wakes
+//!   waiters ([`SWEPT`]);
+//! - a thread that would take a fresh span while the heap is at its memory
+//!   limit (`pacer::at_memory_limit`) and the collector's sweep is in
+//!   progress with spans of its class queued waits for them instead
+//!   ([`wait_for_sweeper`], Go's "sweep before you grow"), counted as assist
+//!   time and as time blocked by the collector. No deadlock: the sweep never
+//!   handshakes or stops the world (it runs after the stop, and the next
+//!   cycle starts only after it), `ACTIVE` is never held while waiting, a
+//!   waiter never waits outside a sweep, and the wait is bounded by
+//!   [`PATIENCE`] without progress (a `Drop` blocked on a lock the waiter
+//!   holds delays it, then the thread grows the heap as before, and no one
+//!   waits again until the collector progresses).
+//!
 //! Shared fields: `SWEEPGEN` (the collector, with the world stopped; read
 //! by pinned threads, ordered by the stop's restart); the sets (one mutex per
 //! class, [`LARGE`], [`DROP_QUEUE`]); `ACTIVE` (incremented under the set's
 //! lock that the span was popped from, decremented after the sweep, SeqCst);
 //! `SWEPT_LIVE` (bytes of live objects the sweeps found: the cycle's marked
-//! heap, for the pacer).
+//! heap, for the pacer); in [`DROP_QUEUE`] also `sweeping`, `progress`,
+//! `stuck_at` and `waiters` (mirrored without the lock by [`SWEEPING`] and
+//! [`QUEUED`], hints only). `DROP_QUEUE` is a leaf lock: nothing else is
+//! taken while it is held.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
-use std::sync::{Mutex, MutexGuard};
+use std::collections::VecDeque;
+use std::sync::atomic::{
+    AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst,
+};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use crate::heap::{self, kind, SpanMeta};
 use crate::object::TypeInfo;
@@ -71,14 +102,80 @@ static CENTRAL: [Mutex<Central>; NUM_SPAN_CLASSES] = [const {
 static LARGE: Mutex<[Vec<usize>; 2]> = Mutex::new([Vec::new(), Vec::new()]);
 
 /// Unswept spans that may hold values with a `Drop`, popped by an allocating
-/// thread and left for the collector thread.
-static DROP_QUEUE: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+/// thread and left for the collector thread, and the collector's progress,
+/// which allocating threads over the memory limit wait on ([`SWEPT`]).
+static DROP_QUEUE: Mutex<DropQueue> = Mutex::new(DropQueue {
+    spans: VecDeque::new(),
+    sweeping: false,
+    progress: 0,
+    stuck_at: u64::MAX,
+    waiters: 0,
+});
+
+/// Signalled (with [`DROP_QUEUE`] held) when the collector thread has swept
+/// a span and when its sweep ends.
+static SWEPT: Condvar = Condvar::new();
+
+/// Spans in `DROP_QUEUE.spans` (a mirror the collector reads without the
+/// lock, after each span it sweeps, to give the queue priority).
+static QUEUED: AtomicUsize = AtomicUsize::new(0);
+
+/// Guarded by [`DROP_QUEUE`].
+struct DropQueue {
+    /// Queued spans, oldest first. Only the collector thread removes them,
+    /// and only after sweeping them: a span stays listed while it is swept,
+    /// so a waiter that sees a span of its class listed knows a swept span
+    /// of that class is coming.
+    spans: VecDeque<usize>,
+    /// The collector thread's sweep of this generation is in progress (set
+    /// by `new_generation` in the stop, cleared at the end of `finish`).
+    sweeping: bool,
+    /// Spans the collector thread has swept (ever).
+    progress: u64,
+    /// `progress` when a waiter last gave up for want of progress (a `Drop`
+    /// blocked the collector thread): no one waits again until it moves.
+    stuck_at: u64,
+    /// Allocating threads waiting on [`SWEPT`].
+    waiters: usize,
+}
+
+impl DropQueue {
+    /// Wakes the threads waiting for the collector's progress, if any.
+    fn notify(&self) {
+        if self.waiters > 0 {
+            SWEPT.notify_all();
+        }
+    }
+
+    /// Whether a queued span has span class `sc`.
+    fn has_class(&self, sc: usize) -> bool {
+        self.spans
+            .iter()
+            .any(|&p| span(p).spanclass.load(Relaxed) as usize == sc)
+    }
+
+    fn push(&mut self, p: usize) {
+        self.spans.push_back(p);
+        QUEUED.store(self.spans.len(), Relaxed);
+    }
+}
+
+/// How long an allocating thread waits for the collector thread's sweep to
+/// make progress (sweep any span) before it gives up and grows the heap: a
+/// bound, so that a `Drop` blocked on a lock the waiting thread holds delays
+/// it instead of deadlocking the two. Waits normally end much sooner, when a
+/// swept span of the class arrives or the sweep ends.
+const PATIENCE: Duration = Duration::from_millis(10);
 
 /// Sweeps in progress on allocating threads.
 static ACTIVE: AtomicUsize = AtomicUsize::new(0);
 
 /// Live bytes found by this generation's sweeps.
 static SWEPT_LIVE: AtomicU64 = AtomicU64::new(0);
+
+/// The collector thread's sweep is in progress (a mirror of
+/// `DROP_QUEUE.sweeping`, read without the lock by allocating threads).
+static SWEEPING: AtomicBool = AtomicBool::new(false);
 
 /// Unswept spans an allocating thread sweeps before it takes a fresh one.
 const ALLOC_BUDGET: usize = 16;
@@ -136,17 +233,38 @@ pub(crate) fn add_large(m: &'static SpanMeta) {
 pub(crate) fn new_generation() {
     SWEEPGEN.fetch_add(2, Relaxed);
     SWEPT_LIVE.store(0, Relaxed);
+    SWEEPING.store(true, Relaxed);
+    lock(&DROP_QUEUE).sweeping = true;
+}
+
+/// What [`sweep_for_alloc`] did.
+pub(crate) enum AllocSweep {
+    /// A swept span with free slots, now owned by the caller.
+    Found(&'static SpanMeta),
+    /// Spans were popped (swept, or queued for the collector thread), none
+    /// with free slots for the caller.
+    Worked,
+    /// The class has no unswept span left.
+    Empty,
 }
 
 /// Sweeps unswept spans of class `sc` for an allocating thread, until one
 /// has free slots (returned, owned by the caller) or the budget is spent.
+/// Spans that may hold values with a `Drop` are queued for the collector
+/// thread, never swept here (no user code in the allocator).
 #[cold]
-pub(crate) fn sweep_for_alloc(sc: usize) -> Option<&'static SpanMeta> {
+pub(crate) fn sweep_for_alloc(sc: usize) -> AllocSweep {
     let u = swept() ^ 1;
-    for _ in 0..ALLOC_BUDGET {
+    for i in 0..ALLOC_BUDGET {
         let p = {
             let mut c = lock(&CENTRAL[sc]);
-            let p = c.partial[u].pop().or_else(|| c.full[u].pop())?;
+            let Some(p) = c.partial[u].pop().or_else(|| c.full[u].pop()) else {
+                return if i == 0 {
+                    AllocSweep::Empty
+                } else {
+                    AllocSweep::Worked
+                };
+            };
             ACTIVE.fetch_add(1, SeqCst);
             p
         };
@@ -165,11 +283,82 @@ pub(crate) fn sweep_for_alloc(sc: usize) -> Option<&'static SpanMeta> {
             }
         };
         ACTIVE.fetch_sub(1, SeqCst);
-        if found.is_some() {
-            return found;
+        if let Some(m) = found {
+            return AllocSweep::Found(m);
         }
     }
-    None
+    AllocSweep::Worked
+}
+
+/// Called by an allocating thread that found no swept span of class `sc`
+/// with free slots and no unswept one to sweep itself, before it takes a
+/// fresh span from the page heap. If the heap is at its memory limit
+/// (`over_limit`) and the collector thread's sweep is in progress with
+/// spans of this class queued for it (they hold values with a `Drop`),
+/// waits for that sweep instead of growing the heap, and returns a swept
+/// span with free slots (owned by the caller) once one is filed.
+///
+/// The wait is bounded: it ends when the sweep ends, when no span of the
+/// class is left queued, or when the collector thread swept nothing for
+/// [`PATIENCE`] (a `Drop` it runs may be blocked on a lock this thread
+/// holds); after such a give-up no thread waits until the collector makes
+/// progress again. It never waits outside the collector's sweep, which
+/// neither handshakes nor stops the world (the cycle's stop is over and the
+/// next cycle starts only after it), so a waiting thread, though pinned,
+/// holds no collector step up. The time waited is counted as assist time
+/// and as time the mutator was blocked by the collector.
+#[cold]
+pub(crate) fn wait_for_sweeper(
+    sc: usize,
+    over_limit: impl Fn() -> bool,
+) -> Option<&'static SpanMeta> {
+    if !SWEEPING.load(Relaxed) || !over_limit() {
+        return None;
+    }
+    let mut waited: Option<Instant> = None;
+    let found = loop {
+        let seen = {
+            let q = lock(&DROP_QUEUE);
+            if !q.sweeping || q.progress == q.stuck_at {
+                break None;
+            }
+            q.progress
+        };
+        if let Some(m) = take_partial(sc) {
+            break Some(m);
+        }
+        match sweep_for_alloc(sc) {
+            AllocSweep::Found(m) => break Some(m),
+            AllocSweep::Worked => continue,
+            AllocSweep::Empty => {}
+        }
+        let mut q = lock(&DROP_QUEUE);
+        if !q.sweeping {
+            break None;
+        }
+        if q.progress != seen {
+            continue;
+        }
+        if !q.has_class(sc) {
+            break None;
+        }
+        waited.get_or_insert_with(Instant::now);
+        q.waiters += 1;
+        let (mut q, timeout) = SWEPT
+            .wait_timeout(q, PATIENCE)
+            .unwrap_or_else(|e| e.into_inner());
+        q.waiters -= 1;
+        if timeout.timed_out() && q.progress == seen {
+            q.stuck_at = seen;
+            break None;
+        }
+    };
+    if let Some(t) = waited {
+        let ns = t.elapsed().as_nanos() as u64;
+        crate::pacer::add_assist_time(ns);
+        crate::stats::BLOCKED.record(ns);
+    }
+    found
 }
 
 /// What a sweep left of a small span.
@@ -257,15 +446,53 @@ fn sweep_and_file(p: usize) {
     }
 }
 
+/// Records that the collector thread swept a span and wakes threads waiting
+/// for its progress.
+fn progressed() {
+    let mut q = lock(&DROP_QUEUE);
+    q.progress += 1;
+    q.notify();
+}
+
+/// Sweeps every span queued for the collector thread (oldest first), each
+/// left listed until it is filed. Returns how many it swept.
+fn sweep_queue() -> usize {
+    let mut n = 0;
+    loop {
+        let Some(p) = lock(&DROP_QUEUE).spans.front().copied() else {
+            return n;
+        };
+        sweep_and_file(p);
+        let mut q = lock(&DROP_QUEUE);
+        let front = q.spans.pop_front();
+        debug_assert_eq!(
+            front,
+            Some(p),
+            "only the collector thread removes queued spans"
+        );
+        QUEUED.store(q.spans.len(), Relaxed);
+        q.progress += 1;
+        q.notify();
+        n += 1;
+    }
+}
+
 /// The collector thread's sweep, right after the stop: sweeps every unswept
 /// span and waits for the sweeps of allocating threads, so that the
 /// generation is complete. Returns the live bytes the generation's sweeps
 /// found (the marked heap). Runs `Drop`s: the caller sets `IN_COLLECTOR`.
+///
+/// Spans that allocating threads queued (they hold values with a `Drop`
+/// and a thread needed a span of their class) are swept first, as soon as
+/// they are queued: after every span, the queue is checked.
 pub(crate) fn finish() -> u64 {
     let u = swept() ^ 1;
     loop {
         for c in CENTRAL.iter() {
             loop {
+                if QUEUED.load(Relaxed) != 0 {
+                    sweep_queue();
+                }
                 let p = {
                     let mut c = c.lock().unwrap_or_else(|e| e.into_inner());
                     match c.full[u].pop().or_else(|| c.partial[u].pop()) {
@@ -274,6 +501,7 @@ pub(crate) fn finish() -> u64 {
                     }
                 };
                 sweep_and_file(p);
+                progressed();
             }
         }
         loop {
@@ -281,17 +509,21 @@ pub(crate) fn finish() -> u64 {
                 break;
             };
             sweep_large(span(p));
+            progressed();
         }
-        let queued = std::mem::take(&mut *lock(&DROP_QUEUE));
-        for &p in &queued {
-            sweep_and_file(p);
-        }
+        let queued = sweep_queue();
         // Every set was seen empty after the pops above; a sweep that an
         // allocating thread started before that is counted in ACTIVE (it
         // incremented it under the set's lock), and anything it queued is
         // visible once ACTIVE reads 0.
-        if queued.is_empty() && ACTIVE.load(SeqCst) == 0 && lock(&DROP_QUEUE).is_empty() {
-            return SWEPT_LIVE.load(Relaxed);
+        if queued == 0 && ACTIVE.load(SeqCst) == 0 {
+            let mut q = lock(&DROP_QUEUE);
+            if q.spans.is_empty() {
+                q.sweeping = false;
+                SWEEPING.store(false, Relaxed);
+                q.notify();
+                return SWEPT_LIVE.load(Relaxed);
+            }
         }
         std::thread::yield_now();
     }
