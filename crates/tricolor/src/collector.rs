@@ -520,6 +520,9 @@ fn snapshot() -> Vec<std::sync::Arc<ThreadState>> {
     THREADS.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
+/// How long the collector sleeps right after it restarts the world.
+const RESTART_YIELD: std::time::Duration = std::time::Duration::from_micros(50);
+
 /// One cycle, on the collector thread.
 fn cycle(reason: Reason) {
     let mut stack = CYCLE.lock().unwrap_or_else(|e| e.into_inner());
@@ -621,6 +624,12 @@ fn cycle(reason: Reason) {
     let peak = pacer::HEAP_LIVE.load(Relaxed);
     let pause = stw.elapsed().as_nanos() as u64;
     thread::start_the_world();
+    // Step off the CPU for a moment: the threads the stop blocked were just
+    // woken, and with every CPU busy a woken thread otherwise waits for the
+    // collector's time slice to end (a scheduler tick, milliseconds) before
+    // it runs again. (A scheduling hint, not synchronisation: nothing
+    // waits for this sleep to end.)
+    std::thread::sleep(RESTART_YIELD);
     let sweep_cpu = crate::cpu::ThreadTimer::start();
     drop(threads);
     crate::specials::hand_over();

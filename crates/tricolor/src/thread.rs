@@ -31,14 +31,17 @@
 //! mutator holds an unrooted pointer. Threads that are not pinned never hold
 //! a stop up.
 //!
-//! Waiting. The collector thread alone waits for mutators (handshakes and
-//! stops): it `park`s, and a mutator that finds `WAITING` or `STW` set after
-//! its swap `unpark`s it — no lock, so a mutator never waits for a
-//! collector that the OS preempted while holding one; the park token keeps
-//! a wake-up that comes first. A thread blocked by a stop first yields the
-//! CPU for up to [`SPIN`] (most stops end sooner, and a thread that did not
-//! sleep needs no wake-up, which can wait a scheduler tick for a CPU), then
-//! sleeps on `RESUME` under `PARK`.
+//! Waiting. The collector thread alone waits for mutators: in a handshake
+//! it polls the threads (`park_timeout`, from [`HANDSHAKE_POLL`] doubling
+//! to [`HANDSHAKE_POLL_MAX`]), and no
+//! mutator wakes it — a wake-up lets the collector preempt the waker, which
+//! then waits a scheduler tick (milliseconds, with every CPU busy) inside
+//! its `repin`. In a stop it `park`s, and a mutator that finds `STW` set
+//! after its swap `unpark`s it (no lock: the park token keeps a wake-up
+//! that comes first); that mutator is blocked by the stop anyway. Threads
+//! blocked by a stop sleep on `RESUME` under `PARK`; after the restart the
+//! collector sleeps for a moment (`collector::RESTART_YIELD`) so they get
+//! the CPUs back at once.
 //!
 //! Shared fields: `state` (owner writes, collector reads, SeqCst); `dirty`
 //! (owner sets when it shades, collector clears and reads, SeqCst);
@@ -150,7 +153,7 @@ impl ThreadState {
     fn unpin_outer(&self) {
         self.flush_gray();
         self.state.swap(EPOCH.load(Acquire) << 1, SeqCst);
-        if FLAGS.load(SeqCst) & (STW | WAITING) != 0 {
+        if FLAGS.load(SeqCst) & STW != 0 {
             notify_collector();
         }
     }
@@ -159,9 +162,6 @@ impl ThreadState {
     fn pin_slow(&self) {
         if FLAGS.load(SeqCst) & STW != 0 {
             self.wait_for_world();
-        } else {
-            // We may be the thread a handshake waits for.
-            notify_collector();
         }
     }
 
@@ -175,14 +175,6 @@ impl ThreadState {
             BLOCKED.fetch_add(1, SeqCst);
             // Wake the collector: it bounds its wait while we are blocked.
             notify_collector();
-            // Most stops last tens of microseconds: wait them out without
-            // sleeping, yielding the CPU to whoever the stop waits for, so
-            // that the restart needs no wake-up (a woken thread may wait a
-            // scheduler tick, milliseconds, for a CPU while the collector
-            // sweeps). Then sleep until the restart.
-            while FLAGS.load(SeqCst) & STW != 0 && since.elapsed() < SPIN {
-                std::thread::yield_now();
-            }
             {
                 let mut g = lock(&PARK);
                 while FLAGS.load(SeqCst) & STW != 0 {
@@ -236,8 +228,11 @@ pub(crate) fn alloc_black() -> bool {
 }
 /// Guards `RESUME` (threads blocked by a stop sleep on it).
 static PARK: Mutex<()> = Mutex::new(());
-/// How long a thread blocked by a stop yields before it sleeps.
-const SPIN: std::time::Duration = std::time::Duration::from_micros(200);
+/// How soon a handshake first looks again at the threads it waits for; the
+/// interval doubles up to [`HANDSHAKE_POLL_MAX`] (a thread that stays pinned
+/// long costs the collector few wake-ups).
+const HANDSHAKE_POLL: std::time::Duration = std::time::Duration::from_micros(50);
+const HANDSHAKE_POLL_MAX: std::time::Duration = std::time::Duration::from_millis(2);
 /// The thread that waits for mutators in handshakes and stops (the
 /// collector thread). Mutators wake it with `unpark`: the wait is
 /// `park`, whose token makes a wake-up that comes before it count.
@@ -402,11 +397,13 @@ pub(crate) fn handshake(threads: &[Arc<ThreadState>]) {
     set_waiter();
     let e = EPOCH.fetch_add(1, SeqCst) + 1;
     FLAGS.fetch_or(WAITING, SeqCst);
+    let mut poll = HANDSHAKE_POLL;
     while !threads.iter().all(|t| {
         let s = t.state.load(SeqCst);
         s & 1 == 0 || s >> 1 >= e
     }) {
-        std::thread::park();
+        std::thread::park_timeout(poll);
+        poll = (poll * 2).min(HANDSHAKE_POLL_MAX);
     }
     FLAGS.fetch_and(!WAITING, SeqCst);
 }

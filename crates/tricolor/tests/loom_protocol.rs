@@ -24,14 +24,13 @@
 //!   buffer, SeqCst swap, SeqCst load of `FLAGS`, wake the collector),
 //!   `wait_for_world`, `handshake` (bump `EPOCH`, set `WAITING`, wait until
 //!   every thread of the snapshot is unpinned or pinned at the new epoch),
-//!   `stop_the_world` and `start_the_world`. The collector waits with
-//!   loom's `park` and mutators wake it with `unpark` (`WAITER`, the
-//!   collector's handle, is set before any flag is published, as in the
-//!   real code); `PARK` and `RESUME` are a loom `Mutex` and `Condvar`. So a
-//!   lost wake-up shows up as a deadlock that loom reports. The real
-//!   `wait_for_world` first yields for up to 200 us while `STW` is set:
-//!   that only skips a sleep whose loop would see the same flag, so the
-//!   model leaves it out.
+//!   `stop_the_world` and `start_the_world`. In a stop the collector waits
+//!   with loom's `park` and a mutator that sees `STW` wakes it with
+//!   `unpark` (`WAITER`, the collector's handle, is set before any flag is
+//!   published, as in the real code); a handshake polls (the real code's
+//!   `park_timeout`; here `yield_now`, which lets loom run the others
+//!   first); `PARK` and `RESUME` are a loom `Mutex` and `Condvar`. So a
+//!   lost wake-up shows up as a deadlock that loom reports.
 //! - `collector.rs`: `set_mark` (a Relaxed load, then a Relaxed `fetch_or`:
 //!   whoever sets the bit queues the object), `shade` (queue in the thread's
 //!   grey buffer, set its `dirty` flag with SeqCst), the write barrier (a
@@ -135,8 +134,8 @@
 //! reads, not a schedule); no barrier; `BLACK` before `MARKING`; a round
 //! that ignores `GRAY`; publishing the grey buffer after the unpin swap; no
 //! insertion half; no root barriers. `arm_unpin_without_wakeup_deadlocks` is
-//! a liveness control: without the wake-up at unpin, loom reports a
-//! deadlock.
+//! a liveness control: without the wake-up at unpin while a stop waits,
+//! loom reports a deadlock (a handshake polls, so it needs none).
 //!
 //! Some removals are not bugs for these scripts, and the models say so by
 //! passing (tests named `*_redundant_*`, `*_is_safe_*`, `*_needs_no_*`):
@@ -418,7 +417,7 @@ impl World {
         t.state.swap(self.epoch.load(Acquire) << 1, SeqCst);
         self.log('M', "unpins".into());
         self.sc_fence();
-        if self.flags.load(SeqCst) & (STW | WAITING) != 0 && !self.faults.unpin_no_wakeup {
+        if self.flags.load(SeqCst) & STW != 0 && !self.faults.unpin_no_wakeup {
             self.notify_collector();
         }
         if self.faults.flush_after_unpin {
@@ -429,9 +428,6 @@ impl World {
     fn pin_slow(&self, t: &Mutator) {
         if self.flags.load(SeqCst) & STW != 0 {
             self.wait_for_world(t);
-        } else {
-            // We may be the thread a handshake waits for.
-            self.notify_collector();
         }
     }
 
@@ -626,7 +622,7 @@ impl World {
             let s = t.state.load(SeqCst);
             s & 1 == 0 || s >> 1 >= e
         }) {
-            thread::park();
+            thread::yield_now();
         }
         self.flags.fetch_and(!WAITING, SeqCst);
         self.log('C', format!("handshake to epoch {e} complete"));
