@@ -232,7 +232,7 @@ static PARK: Mutex<()> = Mutex::new(());
 /// interval doubles up to [`HANDSHAKE_POLL_MAX`] (a thread that stays pinned
 /// long costs the collector few wake-ups).
 const HANDSHAKE_POLL: std::time::Duration = std::time::Duration::from_micros(50);
-const HANDSHAKE_POLL_MAX: std::time::Duration = std::time::Duration::from_millis(2);
+const HANDSHAKE_POLL_MAX: std::time::Duration = std::time::Duration::from_micros(200);
 /// The thread that waits for mutators in handshakes and stops (the
 /// collector thread). Mutators wake it with `unpark`: the wait is
 /// `park`, whose token makes a wake-up that comes before it count.
