@@ -126,7 +126,7 @@ pub(crate) fn publish_gray(buf: &mut Vec<usize>) {
 fn drain_all(t: &mut Tracer) {
     loop {
         drain(t, u64::MAX);
-        if let Some(c) = POOL.take(false) {
+        if let Some(c) = POOL.take(false, false) {
             t.stack.extend(c);
             continue;
         }
@@ -155,33 +155,73 @@ const CHUNK: usize = 256;
 /// So "pool empty, then `busy` = 0, then pool still empty" means no grey
 /// object is held by any helper (`wait_idle`).
 struct Pool {
-    chunks: Mutex<Vec<Vec<usize>>>,
-    /// Chunks in `chunks` (read without the lock to decide whether to share).
+    chunks: Mutex<Work>,
+    /// Entries in `chunks` (read without the lock to decide whether to share).
     len: AtomicUsize,
     busy: AtomicUsize,
     /// Signalled when chunks arrive or a helper finishes.
     changed: Condvar,
 }
 
+/// The pool's work: chunks of grey objects, and single large grey objects
+/// that an assist put back rather than scan (only the collector thread and
+/// mark workers take those, see [`ASSIST_MAX_OBJECT`]).
+struct Work {
+    chunks: Vec<Vec<usize>>,
+    big: Vec<usize>,
+}
+
+impl Work {
+    fn is_empty(&self) -> bool {
+        self.chunks.is_empty() && self.big.is_empty()
+    }
+
+    fn len(&self) -> usize {
+        self.chunks.len() + self.big.len()
+    }
+
+    /// A chunk of work; for an assist, never a large object.
+    fn pop(&mut self, for_assist: bool) -> Option<Vec<usize>> {
+        if !for_assist {
+            if let Some(v) = self.big.pop() {
+                return Some(vec![v]);
+            }
+        }
+        self.chunks.pop()
+    }
+}
+
+/// Largest object (bytes) an assist scans. Scanning an object cannot be
+/// cut short, and a large array of edges (a `GcVec` of a million slots:
+/// 8 MiB of edges, each a likely cache miss) takes tens of milliseconds,
+/// which an allocating thread would see as a pause: it goes back to the
+/// pool for the background workers. (Go splits such objects into 128 KiB
+/// oblets instead; this is the same bound for assists.)
+const ASSIST_MAX_OBJECT: u64 = 128 << 10;
+
 static POOL: Pool = Pool {
-    chunks: Mutex::new(Vec::new()),
+    chunks: Mutex::new(Work {
+        chunks: Vec::new(),
+        big: Vec::new(),
+    }),
     len: AtomicUsize::new(0),
     busy: AtomicUsize::new(0),
     changed: Condvar::new(),
 };
 
 impl Pool {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Vec<usize>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Work> {
         self.chunks.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Takes a chunk; a helper (`as_helper`) is counted busy until `done`.
-    fn take(&self, as_helper: bool) -> Option<Vec<usize>> {
+    /// An assist (`for_assist`) takes no large object.
+    fn take(&self, as_helper: bool, for_assist: bool) -> Option<Vec<usize>> {
         if self.len.load(Relaxed) == 0 {
             return None;
         }
         let mut c = self.lock();
-        let chunk = c.pop()?;
+        let chunk = c.pop(for_assist)?;
         self.len.store(c.len(), Relaxed);
         if as_helper {
             self.busy.fetch_add(1, SeqCst);
@@ -191,7 +231,15 @@ impl Pool {
 
     fn put(&self, chunk: Vec<usize>) {
         let mut c = self.lock();
-        c.push(chunk);
+        c.chunks.push(chunk);
+        self.len.store(c.len(), Relaxed);
+        self.changed.notify_all();
+    }
+
+    /// Gives back a large grey object an assist will not scan.
+    fn put_big(&self, v: usize) {
+        let mut c = self.lock();
+        c.big.push(v);
         self.len.store(c.len(), Relaxed);
         self.changed.notify_all();
     }
@@ -283,7 +331,7 @@ fn mark_worker() {
             let mut c = POOL.lock();
             loop {
                 if WORKERS_ON.load(SeqCst) {
-                    if let Some(chunk) = c.pop() {
+                    if let Some(chunk) = c.pop(false) {
                         POOL.len.store(c.len(), Relaxed);
                         POOL.busy.fetch_add(1, SeqCst);
                         break chunk;
@@ -296,7 +344,7 @@ fn mark_worker() {
         t.stack.extend(chunk);
         loop {
             drain(&mut t, u64::MAX);
-            match POOL.take(false) {
+            match POOL.take(false, false) {
                 Some(c) => t.stack.extend(c),
                 None => break,
             }
@@ -319,7 +367,7 @@ fn mark_worker() {
 /// no work), which it has also added to the assist CPU class.
 #[cold]
 pub(crate) fn assist(work: u64) -> u64 {
-    let Some(chunk) = POOL.take(true) else {
+    let Some(chunk) = POOL.take(true, true) else {
         return 0;
     };
     let cpu = crate::cpu::ThreadTimer::start();
@@ -330,7 +378,7 @@ pub(crate) fn assist(work: u64) -> u64 {
         if t.scanned >= work {
             break;
         }
-        match POOL.take(false) {
+        match POOL.take(false, true) {
             Some(c) => t.stack.extend(c),
             None => break,
         }
@@ -376,13 +424,19 @@ fn drain(t: &mut Tracer, budget: u64) {
         let v = ring[head];
         head = (head + 1) % PREFETCH;
         count -= 1;
+        // SAFETY: `v` was marked, so it is an allocated object (INV-HEAPPTR).
+        let size = u64::from(unsafe { meta_of(v) }.elem_size.load(Relaxed));
+        if budget != u64::MAX && size > ASSIST_MAX_OBJECT {
+            // An assist leaves a large object to the background workers.
+            POOL.put_big(v);
+            continue;
+        }
         // SAFETY: `v` was marked, so it is an allocated object whose header
         // was written at allocation (INV-HEAPPTR).
         let info = unsafe { header(v) };
         // SAFETY: `v` is a live object of the type `info` describes.
         unsafe { (info.trace)(v as *const u8, t) };
-        // SAFETY: as above (INV-HEAPPTR).
-        t.scanned += u64::from(unsafe { meta_of(v) }.elem_size.load(Relaxed));
+        t.scanned += size;
         n += 1;
         if n & (CHUNK - 1) == 0 {
             POOL.share(&mut t.stack);
