@@ -6,7 +6,11 @@
 #
 #   scripts/ab.sh 21 target/release/alloc-system 20000 -- target/release/alloc-tracking 20000
 #
-# A command may start with `env VAR=value`.
+# A command may start with `env VAR=value`. With AB_WALL=1 the script
+# times each command itself (wall ms) instead of reading its output:
+#
+#   AB_WALL=1 scripts/ab.sh 7 env TRICOLOR_MEMPROFILERATE=0 target/release/tricolor run binary-trees --depth 20 \
+#       -- target/release/tricolor run binary-trees --depth 20
 set -euo pipefail
 n=$1
 shift
@@ -19,10 +23,21 @@ if [ ${#a[@]} -eq 0 ] || [ ${#b[@]} -eq 0 ]; then
   echo "usage: $0 N CMD_A... -- CMD_B..." >&2
   exit 2
 fi
+one() {
+  if [ "${AB_WALL:-0}" = 1 ]; then
+    local s e
+    s=$(date +%s%N)
+    "$@" >/dev/null 2>&1
+    e=$(date +%s%N)
+    echo $(((e - s) / 1000000))
+  else
+    "$@" 2>/dev/null | head -1 | cut -d' ' -f1
+  fi
+}
 ra=() rb=()
 for _ in $(seq "$n"); do
-  ra+=("$("${a[@]}" 2>/dev/null | head -1 | cut -d' ' -f1)")
-  rb+=("$("${b[@]}" 2>/dev/null | head -1 | cut -d' ' -f1)")
+  ra+=("$(one "${a[@]}")")
+  rb+=("$(one "${b[@]}")")
 done
 python3 - "${ra[*]}" "${rb[*]}" <<'PY'
 import statistics as s, sys
