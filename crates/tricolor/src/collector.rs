@@ -363,14 +363,20 @@ fn mark_worker() {
 /// collector). Runs in the allocation slow path; `Trace` implementations
 /// never allocate or block (INV-TRACE), so scanning cannot re-enter it.
 ///
-/// Returns the CPU time the assist took on this thread (ns; 0 if it found
-/// no work), which it has also added to the assist CPU class.
+/// Returns the time the assist took (ns, wall clock; 0 if it found no
+/// work), which it has also added to the assist CPU class.
 #[cold]
 pub(crate) fn assist(work: u64) -> u64 {
     let Some(chunk) = POOL.take(true, true) else {
         return 0;
     };
-    let cpu = crate::cpu::ThreadTimer::start();
+    // Wall time, from the vDSO clock: reading this thread's CPU clock is a
+    // system call whose scheduler bookkeeping (`update_curr`) often ends the
+    // thread's time slice right there, so on a busy machine an assist that
+    // scanned for tens of microseconds lasted a scheduler tick (measured on
+    // `churn`: 2-5 ms inside the clock read, 26-86 us of CPU). Go times its
+    // assists with `nanotime` too.
+    let start = Instant::now();
     let mut t = Tracer::new(Mode::Mark);
     t.stack.extend(chunk);
     loop {
@@ -385,7 +391,7 @@ pub(crate) fn assist(work: u64) -> u64 {
     }
     report_progress(&mut t, false);
     // Before `done`, as the mark workers do.
-    let ns = cpu.elapsed();
+    let ns = start.elapsed().as_nanos() as u64;
     crate::cpu::add_assist(ns);
     POOL.done(&mut t.stack);
     // The assist marked objects other threads may now load: the termination

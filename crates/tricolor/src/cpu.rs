@@ -11,10 +11,14 @@
 //!   (`clock_gettime(CLOCK_THREAD_CPUTIME_ID)`), so waiting on a condition
 //!   variable or being descheduled costs nothing here.
 //! - **Assist mark** (`/cpu/classes/gc/mark/assist`): a mutator that owes
-//!   scan work and finds some in the pool reads its thread CPU clock before
-//!   and after scanning (`collector::assist`). That is in the allocation
-//!   slow path (a thread cache taking a span while marking), never on the
-//!   fast path; an assist that finds no work reads no clock.
+//!   scan work and finds some in the pool times its scan with the monotonic
+//!   (vDSO) clock, as Go does (`collector::assist`): wall time, which is CPU
+//!   time unless the OS deschedules the thread meanwhile. Not the thread
+//!   CPU clock: that read is a system call whose scheduler bookkeeping often
+//!   ends the mutator's time slice on the spot, turning a 50 us assist into
+//!   a 4 ms one on a busy machine. That is in the allocation slow path (a
+//!   thread cache taking a span while marking), never on the fast path; an
+//!   assist that finds no work reads no clock.
 //! - **Pause** (`/cpu/classes/gc/pause`): as Go estimates it, the wall time
 //!   of each stop of the world (given-up stops included) times the CPUs the
 //!   program may use, since no mutator runs meanwhile. With
@@ -90,7 +94,7 @@ static COUNTERS: Counters = Counters {
     sweep: AtomicU64::new(0),
 };
 
-/// Adds an assist's scan time (the assisting thread's CPU time).
+/// Adds an assist's scan time (wall clock, see the module comment).
 pub(crate) fn add_assist(ns: u64) {
     COUNTERS.assist.fetch_add(ns, Relaxed);
 }

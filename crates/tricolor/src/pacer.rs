@@ -163,7 +163,7 @@ fn assist_slow(bytes: u64) {
         m.assist_debt(bytes)
     };
     if work > 0 {
-        // The assisting thread's CPU time while it scanned (0 if it found
+        // The time the assisting thread scanned (wall clock; 0 if it found
         // no work); `collector::assist` also counts it in `crate::cpu`.
         let wall = std::time::Instant::now();
         let ns = crate::collector::assist(work);
