@@ -544,10 +544,15 @@ pub(crate) fn page_stats() -> (u64, u64) {
 pub(crate) fn mapped_bytes() -> u64 {
     let p = lock_pages();
     let f = p.figures();
-    f.sys - f.released + (p.arenas().len() * META_SPANS * SPAN_BYTES) as u64
+    f.sys - f.released + meta_of_arenas(p.arenas().len())
 }
 
 /// Metadata bytes mapped (for `sys`).
 pub(crate) fn meta_bytes() -> u64 {
-    (lock_pages().arenas().len() * META_SPANS * SPAN_BYTES) as u64
+    meta_of_arenas(lock_pages().arenas().len())
+}
+
+/// Metadata bytes of `arenas` arenas.
+fn meta_of_arenas(arenas: usize) -> u64 {
+    (arenas * META_SPANS * SPAN_BYTES) as u64
 }

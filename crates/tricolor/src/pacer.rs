@@ -35,7 +35,7 @@
 //!    end) and at most once per update period: GC CPU time is the dedicated
 //!    workers' share of each mark phase (the collector thread and the extra
 //!    mark workers, counted as busy for the whole phase, as Go counts its
-//!    dedicated workers), the CPU time assists took, and each stop times the
+//!    dedicated workers), the time assists took, and each stop times the
 //!    CPUs; the capacity is wall time times the CPUs. While the bucket is
 //!    full, assists are off (the heap may overshoot its goal rather than
 //!    let the collector take the program's CPU).
@@ -119,8 +119,8 @@ pub(crate) fn at_memory_limit() -> bool {
     crate::heap::mapped_bytes() + crate::sizeclass::SPAN_BYTES as u64 > limit
 }
 
-/// Counts `ns` that a mutator spent waiting for the collector's sweep as
-/// assist time (it waits for GC work done on its behalf).
+/// Counts `ns` of assist time: a mutator scanning for the collector, or
+/// waiting for the collector's sweep (GC work done on its behalf).
 pub(crate) fn add_assist_time(ns: u64) {
     ASSIST_NS.fetch_add(ns, Relaxed);
     GC_CPU_NS.fetch_add(ns, Relaxed);
@@ -165,13 +165,11 @@ fn assist_slow(bytes: u64) {
     if work > 0 {
         // The time the assisting thread scanned (wall clock; 0 if it found
         // no work); `collector::assist` also counts it in `crate::cpu`.
-        let wall = std::time::Instant::now();
         let ns = crate::collector::assist(work);
         if ns > 0 {
-            crate::stats::ASSISTS.record(wall.elapsed().as_nanos() as u64);
+            crate::stats::ASSISTS.record(ns);
         }
-        ASSIST_NS.fetch_add(ns, Relaxed);
-        GC_CPU_NS.fetch_add(ns, Relaxed);
+        add_assist_time(ns);
     }
 }
 

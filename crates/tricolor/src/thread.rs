@@ -171,9 +171,9 @@ impl ThreadState {
         let _record = RecordBlocked(since);
         loop {
             self.state.swap(EPOCH.load(Acquire) << 1, SeqCst);
-            notify_collector();
             BLOCKED.fetch_add(1, SeqCst);
-            // Wake the collector: it bounds its wait while we are blocked.
+            // One wake-up for both: the stop may wait for this thread to
+            // unpin, and it bounds its wait while a thread is blocked.
             notify_collector();
             {
                 let mut g = lock(&PARK);
