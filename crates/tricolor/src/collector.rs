@@ -580,9 +580,6 @@ fn snapshot() -> Vec<std::sync::Arc<ThreadState>> {
     THREADS.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
-/// How long the collector sleeps right after it restarts the world.
-const RESTART_YIELD: std::time::Duration = std::time::Duration::from_micros(50);
-
 /// One cycle, on the collector thread.
 fn cycle(reason: Reason) {
     let mut stack = CYCLE.lock().unwrap_or_else(|e| e.into_inner());
@@ -664,6 +661,7 @@ fn cycle(reason: Reason) {
         given_up_ns += requested.elapsed().as_nanos() as u64;
         cpu.mark_resumed();
         drop(threads);
+        thread::let_blocked_run();
         WORKERS_ON.store(true, SeqCst);
         terminate(&mut tracer);
         WORKERS_ON.store(false, SeqCst);
@@ -684,14 +682,10 @@ fn cycle(reason: Reason) {
     let peak = pacer::HEAP_LIVE.load(Relaxed);
     let pause = stw.elapsed().as_nanos() as u64;
     thread::start_the_world();
-    // Step off the CPU for a moment: the threads the stop blocked were just
-    // woken, and with every CPU busy a woken thread otherwise waits for the
-    // collector's time slice to end (a scheduler tick, milliseconds) before
-    // it runs again. (A scheduling hint, not synchronisation: nothing
-    // waits for this sleep to end.)
-    std::thread::sleep(RESTART_YIELD);
-    let sweep_cpu = crate::cpu::ThreadTimer::start();
     drop(threads);
+    // Stay off the CPU until the threads the stop blocked run again.
+    thread::let_blocked_run();
+    let sweep_cpu = crate::cpu::ThreadTimer::start();
     crate::specials::hand_over();
     *stack = std::mem::take(&mut tracer.stack);
 
@@ -899,6 +893,7 @@ fn cycle_stopped(
         given_up_ns += requested.elapsed().as_nanos() as u64;
         cpu.mark_resumed();
         drop(threads);
+        thread::let_blocked_run();
         thread::handshake(&snapshot());
     };
     let mut tracer = Tracer::new(Mode::Mark);
@@ -924,6 +919,7 @@ fn cycle_stopped(
     let pause = stw.elapsed().as_nanos() as u64;
     thread::start_the_world();
     drop(threads);
+    thread::let_blocked_run();
     crate::specials::hand_over();
     *stack = std::mem::take(&mut tracer.stack);
     let restarted = Instant::now();

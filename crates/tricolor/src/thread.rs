@@ -23,8 +23,8 @@
 //!    `MARKING` is set before the bump, so a thread pinned at the new epoch
 //!    runs its barrier (INV-BARRIER).
 //! 4. Stop the world (a few microseconds at the end of marking): set `STW`,
-//!    wait until no thread of the registry is pinned; new pins wait on
-//!    `RESUME` until cleared, and measure how long (`MemStats::blocked_hist`).
+//!    wait until no thread of the registry is pinned; new pins park until
+//!    the restart, and measure how long (`MemStats::blocked_hist`).
 //!
 //! Invariants: INV-GUARD (a `Gc<'g, T>` borrows its guard; `repin` takes
 //! `&mut Guard`; `Guard` is `!Send`), so while the world is stopped no
@@ -39,15 +39,19 @@
 //! its `repin`. In a stop it `park`s, and a mutator that finds `STW` set
 //! after its swap `unpark`s it (no lock: the park token keeps a wake-up
 //! that comes first); that mutator is blocked by the stop anyway. Threads
-//! blocked by a stop sleep on `RESUME` under `PARK`; after the restart the
-//! collector sleeps for a moment (`collector::RESTART_YIELD`) so they get
-//! the CPUs back at once.
+//! blocked by a stop park, listed in `PARK`; the restart wakes one, each
+//! thread that leaves wakes the next ([`Parked`]: the relay), and the
+//! collector sleeps until all have run ([`let_blocked_run`]), so that each
+//! wake-up finds an idle CPU.
 //!
 //! Shared fields: `state` (owner writes, collector reads, SeqCst); `dirty`
 //! (owner sets when it shades, collector clears and reads, SeqCst);
 //! `cache`/`roots`/`gray` (owner while pinned, collector while the world is
 //! stopped — the swap/load pairs above order the two); `depth` (owner only);
-//! `exited` (owner at exit, collector reads).
+//! `exited` (owner at exit, collector reads); `PARK` (mutex: blocked
+//! threads list themselves and take their relay turn, the collector bumps
+//! `restarts` with `STW` cleared); `BLOCKED` (blocked threads `fetch_add`
+//! and `fetch_sub`, SeqCst; the collector reads it).
 
 use std::cell::{Cell, RefCell, UnsafeCell};
 use std::marker::PhantomData;
@@ -56,7 +60,7 @@ use std::sync::atomic::{
     AtomicBool, AtomicU64, AtomicU8, AtomicUsize,
     Ordering::{Acquire, Relaxed, SeqCst},
 };
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::cache::{self, AllocError, ThreadCache};
 use crate::object::Layout;
@@ -175,13 +179,8 @@ impl ThreadState {
             // One wake-up for both: the stop may wait for this thread to
             // unpin, and it bounds its wait while a thread is blocked.
             notify_collector();
-            {
-                let mut g = lock(&PARK);
-                while FLAGS.load(SeqCst) & STW != 0 {
-                    g = RESUME.wait(g).unwrap_or_else(|e| e.into_inner());
-                }
-                BLOCKED.fetch_sub(1, SeqCst);
-            }
+            park_until_restart();
+            BLOCKED.fetch_sub(1, SeqCst);
             self.state.swap(EPOCH.load(Acquire) << 1 | 1, SeqCst);
             if FLAGS.load(SeqCst) & STW == 0 {
                 return;
@@ -226,8 +225,32 @@ pub(crate) fn marking() -> bool {
 pub(crate) fn alloc_black() -> bool {
     FLAGS.load(Relaxed) & BLACK != 0
 }
-/// Guards `RESUME` (threads blocked by a stop sleep on it).
-static PARK: Mutex<()> = Mutex::new(());
+/// The threads a stop blocked, and the relay that wakes them after it.
+///
+/// Why a relay: waking every blocked thread at once (a condition variable's
+/// `notify_all`) from the collector, which is still running, let the
+/// kernel queue a woken thread behind a busy one on a CPU, where it waited
+/// for a scheduler tick (milliseconds; an idle CPU does not take over a
+/// thread that ran a moment ago). So the restart wakes one thread, and
+/// goes to sleep ([`let_blocked_run`]); each thread that leaves wakes the
+/// next, at a moment when a CPU is free for it.
+struct Parked {
+    /// Restarts so far: a thread blocked by a stop leaves when it changes.
+    restarts: u64,
+    /// Threads blocked by the current stop.
+    waiting: Vec<std::thread::Thread>,
+    /// Threads blocked by a finished stop and not woken yet. Every entry
+    /// is a thread inside [`park_until_restart`], so each thread that
+    /// leaves can pass the relay on and none is left parked.
+    relay: Vec<std::thread::Thread>,
+}
+
+/// Guards [`Parked`].
+static PARK: Mutex<Parked> = Mutex::new(Parked {
+    restarts: 0,
+    waiting: Vec::new(),
+    relay: Vec::new(),
+});
 /// How soon a handshake first looks again at the threads it waits for; the
 /// interval doubles up to [`HANDSHAKE_POLL_MAX`] (a thread that stays pinned
 /// long costs the collector few wake-ups).
@@ -237,8 +260,6 @@ const HANDSHAKE_POLL_MAX: std::time::Duration = std::time::Duration::from_micros
 /// collector thread). Mutators wake it with `unpark`: the wait is
 /// `park`, whose token makes a wake-up that comes before it count.
 static WAITER: std::sync::OnceLock<std::thread::Thread> = std::sync::OnceLock::new();
-/// Threads wait here for the world to restart.
-static RESUME: Condvar = Condvar::new();
 
 const DEAD: usize = 1;
 
@@ -441,11 +462,67 @@ pub(crate) fn try_stop_the_world(
     true
 }
 
-/// Restarts the world.
+/// Restarts the world: wakes the first thread the stop blocked, which
+/// starts the relay that wakes the others (see [`Parked`]). The collector
+/// then calls [`let_blocked_run`].
 pub(crate) fn start_the_world() {
-    let _g = lock(&PARK);
-    FLAGS.fetch_and(!STW, SeqCst);
-    RESUME.notify_all();
+    let first = {
+        let mut p = lock(&PARK);
+        FLAGS.fetch_and(!STW, SeqCst);
+        p.restarts = p.restarts.wrapping_add(1);
+        let mut stopped = std::mem::take(&mut p.waiting);
+        let first = stopped.pop();
+        p.relay.append(&mut stopped);
+        first
+    };
+    if let Some(t) = first {
+        t.unpark();
+    }
+}
+
+/// Sleeps until a stop is over (if one is in progress), then passes the
+/// relay on: wakes the next thread still parked by a finished stop.
+fn park_until_restart() {
+    let next = {
+        let mut p = lock(&PARK);
+        if FLAGS.load(SeqCst) & STW == 0 {
+            return;
+        }
+        let stop = p.restarts;
+        let me = std::thread::current();
+        p.waiting.push(me.clone());
+        while p.restarts == stop {
+            drop(p);
+            std::thread::park();
+            p = lock(&PARK);
+        }
+        // A spurious wake-up may have let this thread out before its turn:
+        // it leaves the relay, so that every entry left is a parked thread.
+        p.relay.retain(|t| t.id() != me.id());
+        p.relay.pop()
+    };
+    if let Some(t) = next {
+        t.unpark();
+    }
+}
+
+/// The longest the collector stays off the CPU after a restart, waiting
+/// for the threads the stop blocked to run ([`let_blocked_run`]).
+const RESTART_WAIT_MAX: std::time::Duration = std::time::Duration::from_millis(1);
+/// How often it looks meanwhile.
+const RESTART_POLL: std::time::Duration = std::time::Duration::from_micros(20);
+
+/// Called by the collector after a restart: sleeps until every thread the
+/// stop blocked has run again (`BLOCKED` is zero), for at most
+/// [`RESTART_WAIT_MAX`]. A scheduling measure, not synchronisation:
+/// nothing depends on it for correctness. While the collector sleeps its
+/// CPU is idle, so the relay's wake-ups land on a free CPU instead of
+/// queueing behind a busy thread for a scheduler tick (milliseconds).
+pub(crate) fn let_blocked_run() {
+    let since = std::time::Instant::now();
+    while BLOCKED.load(SeqCst) != 0 && since.elapsed() < RESTART_WAIT_MAX {
+        std::thread::park_timeout(RESTART_POLL);
+    }
 }
 
 /// Pins the calling thread: returns a guard that lets it read and allocate

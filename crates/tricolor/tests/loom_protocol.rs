@@ -29,8 +29,12 @@
 //!   `unpark` (`WAITER`, the collector's handle, is set before any flag is
 //!   published, as in the real code); a handshake polls (the real code's
 //!   `park_timeout`; here `yield_now`, which lets loom run the others
-//!   first); `PARK` and `RESUME` are a loom `Mutex` and `Condvar`. So a
-//!   lost wake-up shows up as a deadlock that loom reports.
+//!   first); `PARK` is a loom `Mutex` over the blocked threads and the
+//!   restart relay (the restart wakes one blocked thread, each thread that
+//!   leaves wakes the next), and after each restart the collector waits
+//!   until `BLOCKED` is zero (the real `let_blocked_run`, here without its
+//!   1 ms bound). So a lost wake-up shows up as a deadlock that loom
+//!   reports.
 //! - `collector.rs`: `set_mark` (a Relaxed load, then a Relaxed `fetch_or`:
 //!   whoever sets the bit queues the object), `shade` (queue in the thread's
 //!   grey buffer, set its `dirty` flag with SeqCst), the write barrier (a
@@ -124,6 +128,11 @@
 //!   `registration_snapshot_before_arm_loses_an_object` keeps it found. A
 //!   thread that registers after the snapshot locked `THREADS` after
 //!   `MARKING` was set, so its pin reads it.
+//! - Model 6, `restart_*` (bound 3): the restart relay. Two mutators pin and
+//!   unpin while the collector stops and restarts the world twice (no
+//!   marking): both may be blocked by one stop, and the second is woken by
+//!   the first, possibly after the next stop has begun. Every thread must
+//!   run again; the control without the relay leaves one parked.
 //!
 //! # Controls and findings
 //!
@@ -181,6 +190,10 @@
 //! - Loom does not explore every load-buffering behaviour of Relaxed
 //!   accesses (loom's README), and the preemption bound limits the explored
 //!   schedules: a passing model is evidence, not proof.
+//! - The collector takes `PARK` with `try_lock` and `yield_now` (see
+//!   `start_the_world`), because of how loom treats an `unpark` of a thread
+//!   blocked on a mutex; an `unpark` of a yielding loom thread is not kept
+//!   for its next `park`, which can only make a model deadlock, not pass.
 //! - Root slots are fixed words (the pool and the per-thread free lists are
 //!   thread-local bookkeeping); nested pins are not modelled (only the
 //!   outermost pin does anything in the real code); the grey buffer's
@@ -194,7 +207,7 @@ use loom::sync::atomic::{
     fence, AtomicBool, AtomicU64, AtomicU8, AtomicUsize,
     Ordering::{AcqRel, Acquire, Relaxed, Release, SeqCst},
 };
-use loom::sync::{Arc, Condvar, Mutex};
+use loom::sync::{Arc, Mutex};
 use loom::thread;
 use std::mem::ManuallyDrop;
 
@@ -252,6 +265,9 @@ struct Faults {
     ignore_dirty: bool,
     /// A termination round ignores the published grey buffers (`GRAY`).
     ignore_gray: bool,
+    /// A thread leaving `park_until_restart` does not wake the next one of
+    /// the relay (a liveness control, model 6).
+    no_relay: bool,
 }
 
 /// The initial heap of a model.
@@ -279,6 +295,13 @@ struct Setup {
     weak: Option<usize>,
 }
 
+/// `Parked`: the threads a stop blocked, and the restart relay.
+struct Parked {
+    restarts: u64,
+    waiting: Vec<thread::Thread>,
+    relay: Vec<thread::Thread>,
+}
+
 /// A registered mutator thread (`ThreadState`).
 struct Mutator {
     /// `epoch << 1 | pinned`.
@@ -298,9 +321,10 @@ struct World {
     faults: Faults,
     flags: AtomicU8,
     epoch: AtomicU64,
-    /// `PARK`, `RESUME`.
-    park: Mutex<()>,
-    resume: Condvar,
+    /// `PARK`: the threads a stop blocked, and the restart relay.
+    park: Mutex<Parked>,
+    /// `BLOCKED`: threads inside `wait_for_world`.
+    blocked: AtomicUsize,
     /// `WAITER`: the collector thread, which parks; set when its cycle
     /// starts, before it publishes any flag (the real `OnceLock`'s
     /// Release/Acquire is this mutex's).
@@ -339,8 +363,12 @@ impl World {
             faults,
             flags: AtomicU8::new(if setup.armed { MARKING } else { 0 }),
             epoch: AtomicU64::new(if setup.armed { 2 } else { 1 }),
-            park: Mutex::new(()),
-            resume: Condvar::new(),
+            park: Mutex::new(Parked {
+                restarts: 0,
+                waiting: Vec::new(),
+                relay: Vec::new(),
+            }),
+            blocked: AtomicUsize::new(0),
             waiter: Mutex::new(None),
             gray: Mutex::new(0),
             threads: Mutex::new(Vec::new()),
@@ -434,19 +462,45 @@ impl World {
     fn wait_for_world(&self, t: &Mutator) {
         loop {
             t.state.swap(self.epoch.load(Acquire) << 1, SeqCst);
+            self.blocked.fetch_add(1, SeqCst);
             self.notify_collector();
             self.log('M', "waits for the world".into());
-            {
-                let mut g = self.park.lock().unwrap();
-                while self.flags.load(SeqCst) & STW != 0 {
-                    g = self.resume.wait(g).unwrap();
-                }
-            }
+            self.park_until_restart();
+            self.blocked.fetch_sub(1, SeqCst);
             t.state.swap(self.epoch.load(Acquire) << 1 | 1, SeqCst);
             self.sc_fence();
             if self.flags.load(SeqCst) & STW == 0 {
                 return;
             }
+        }
+    }
+
+    /// `park_until_restart`: list this thread, park until `restarts`
+    /// changes, then pass the relay on.
+    fn park_until_restart(&self) {
+        let next = {
+            let mut p = self.park.lock().unwrap();
+            if self.flags.load(SeqCst) & STW == 0 {
+                return;
+            }
+            let stop = p.restarts;
+            let me = thread::current();
+            p.waiting.push(me.clone());
+            while p.restarts == stop {
+                drop(p);
+                thread::park();
+                p = self.park.lock().unwrap();
+            }
+            p.relay.retain(|t| t.id() != me.id());
+            if self.faults.no_relay {
+                None
+            } else {
+                p.relay.pop()
+            }
+        };
+        if let Some(t) = next {
+            self.log('M', "passes the relay on".into());
+            t.unpark();
         }
     }
 
@@ -638,12 +692,39 @@ impl World {
         self.log('C', "world stopped".into());
     }
 
-    /// `thread::start_the_world`.
+    /// `thread::start_the_world`, then `thread::let_blocked_run` (without
+    /// its time bound: here it waits until every blocked thread has run,
+    /// which is what the relay must guarantee).
     fn start_the_world(&self) {
-        let _g = self.park.lock().unwrap();
-        self.flags.fetch_and(!STW, SeqCst);
-        self.resume.notify_all();
+        let first = {
+            // `try_lock` and yield, not `lock`: a mutator may `unpark` the
+            // collector meanwhile, and loom makes a thread blocked on a
+            // mutex runnable when it is unparked (then panics: "expected
+            // to be able to acquire lock"); std keeps the token instead.
+            let mut p = loop {
+                match self.park.try_lock() {
+                    Ok(p) => break p,
+                    Err(_) => thread::yield_now(),
+                }
+            };
+            self.flags.fetch_and(!STW, SeqCst);
+            p.restarts += 1;
+            let mut stopped = std::mem::take(&mut p.waiting);
+            let first = stopped.pop();
+            p.relay.append(&mut stopped);
+            first
+        };
         self.log('C', "world restarted".into());
+        if let Some(t) = first {
+            t.unpark();
+        }
+    }
+
+    fn let_blocked_run(&self) {
+        while self.blocked.load(SeqCst) != 0 {
+            thread::yield_now();
+        }
+        self.log('C', "every blocked thread has run".into());
     }
 
     /// `FLAGS.fetch_or(BLACK, SeqCst)`.
@@ -896,6 +977,7 @@ impl World {
                 self.log('C', "grey work at the stop: restarts".into());
                 self.start_the_world();
                 drop(threads);
+                self.let_blocked_run();
                 stack.extend(bits(left));
                 self.drain_all(&mut stack);
                 self.terminate(&mut stack);
@@ -906,6 +988,7 @@ impl World {
             let freed = self.sweep();
             self.start_the_world();
             drop(threads);
+            self.let_blocked_run();
             return freed;
         }
     }
@@ -1612,4 +1695,89 @@ fn weak_stop_without_retry_fails() {
         f,
         upgrade_script,
     );
+}
+
+// ---- Model 6: the restart relay ---------------------------------------------
+
+/// Preemption bound of model 6.
+const RELAY_BOUND: usize = 3;
+
+/// Model 6: two mutators pin and unpin while the collector stops and
+/// restarts the world twice, then waits until every thread the stop
+/// blocked has run (`let_blocked_run`, without its time bound). Both
+/// mutators may be blocked by one stop, so one of them is woken by the
+/// other (the relay), possibly after a second stop has begun. Loom fails
+/// the model if any thread stays parked.
+fn run_relay(name: &str, faults: Faults) {
+    let mut b = loom::model::Builder::new();
+    if b.preemption_bound.is_none() {
+        b.preemption_bound = Some(RELAY_BOUND);
+    }
+    let report = Report {
+        name: name.to_owned(),
+        bound: b.preemption_bound,
+        start: std::time::Instant::now(),
+        runs: std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+    };
+    let runs = report.runs.clone();
+    b.check(move || {
+        runs.fetch_add(1, Relaxed);
+        let w = ManuallyDrop::new(Arc::new(World::new(&ARM, faults)));
+        // Loom's main thread only joins: it is never unparked
+        // (tokio-rs/loom#249), and nothing loom owns is dropped if a
+        // deadlock unwinds it.
+        let spawn = |f: Box<dyn FnOnce(&World) + Send>| {
+            let w = Arc::clone(&w);
+            ManuallyDrop::new(thread::spawn(move || f(&w)))
+        };
+        let collector = spawn(Box::new(|w: &World| {
+            *w.waiter.lock().unwrap() = Some(thread::current());
+            for _ in 0..2 {
+                let threads = w.threads.lock().unwrap();
+                w.stop_the_world(&threads);
+                w.start_the_world();
+                drop(threads);
+                w.let_blocked_run();
+            }
+        }));
+        let mutators: Vec<_> = (0..2)
+            .map(|_| {
+                let t = Arc::new(Mutator {
+                    state: AtomicU64::new(0),
+                    gray: AtomicU64::new(0),
+                    dirty: AtomicBool::new(false),
+                });
+                w.register(&t);
+                spawn(Box::new(move |w: &World| {
+                    w.pin(&t);
+                    w.unpin(&t);
+                }))
+            })
+            .collect();
+        for m in mutators {
+            ManuallyDrop::into_inner(m).join().unwrap();
+        }
+        ManuallyDrop::into_inner(collector).join().unwrap();
+        assert_eq!(w.blocked.load(SeqCst), 0);
+        drop(ManuallyDrop::into_inner(w));
+    });
+}
+
+/// Every thread a stop blocked runs again, whoever wakes it.
+#[test]
+fn restart_relay_wakes_every_blocked_thread() {
+    run_relay("restart relay", Faults::default());
+}
+
+/// Liveness control: without passing the relay on, a second thread blocked
+/// by the same stop is never woken, and the collector waits for it forever
+/// (loom stops the spin at its branch limit).
+#[test]
+#[should_panic(expected = "maximum number of branches")]
+fn restart_without_relay_leaves_a_thread_parked() {
+    let f = Faults {
+        no_relay: true,
+        ..Faults::default()
+    };
+    run_relay("restart/no relay", f);
 }
