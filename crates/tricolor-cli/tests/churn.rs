@@ -200,8 +200,11 @@ fn in_process_run_keeps_every_entry_intact() {
             "mutator_pauses",
             "batches",
             "peak_mapped_bytes",
-            "peak_rss_bytes"
+            "peak_rss_bytes",
+            "peak_limited_bytes"
         ]
     );
     assert!(r.peak_mapped > 0);
+    // This test binary's global allocator is `System`: nothing is tracked.
+    assert_eq!(r.peak_limited, r.peak_mapped);
 }

@@ -317,6 +317,26 @@ unsafe fn tracked_realloc<A: GlobalAlloc>(
     p
 }
 
+/// Live tracked bytes as of the last [`tracked_live`] refresh, for the
+/// memory limit (see there).
+static LIVE_SEEN: AtomicU64 = AtomicU64::new(0);
+
+/// Bytes the [`Tracking`] allocator counts live (0 when it is not the
+/// global allocator). The soft memory limit covers them: like Go's
+/// `GOMEMLIMIT`, which counts all the memory its runtime manages, the limit
+/// then bounds the GC heap plus the program's other Rust allocations.
+///
+/// Summing every thread's counters reads a few hundred cache lines, so with
+/// `refresh == false` this returns the sum last taken (the collector
+/// refreshes it at the end of every cycle, the allocation path when it is
+/// near the limit).
+pub(crate) fn tracked_live(refresh: bool) -> u64 {
+    if refresh {
+        LIVE_SEEN.store(stats().alloc_bytes, Relaxed);
+    }
+    LIVE_SEEN.load(Relaxed)
+}
+
 /// The MemStats subset a [`Tracking`] allocator keeps (Go's field names).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TrackingStats {

@@ -108,6 +108,12 @@ pub fn set_gc_percent(percent: i32) -> i32 {
 /// `debug.SetMemoryLimit`). `u64::MAX` means no limit (the default). Near
 /// the limit the heap goal shrinks to fit under it, so cycles run more
 /// often; the limit is soft: a live heap larger than it is never freed.
+///
+/// When [`alloc::Tracking`] is the global allocator, the bytes it counts
+/// live (`String`s, `Vec`s and other plain Rust allocations, including
+/// those GC objects own) count against the limit too, as Go's limit counts
+/// all the memory its runtime manages: the heap goal leaves room for them.
+/// (What `malloc` itself keeps beyond the requested sizes is not counted.)
 pub fn set_memory_limit(bytes: u64) -> u64 {
     options::init();
     pacer::set_memory_limit(bytes)

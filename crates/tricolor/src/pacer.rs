@@ -116,7 +116,13 @@ pub(crate) fn at_memory_limit() -> bool {
     if limit == NO_MEMORY_LIMIT || LIMITING.load(Relaxed) {
         return false;
     }
-    crate::heap::mapped_bytes() + crate::sizeclass::SPAN_BYTES as u64 > limit
+    let heap = crate::heap::mapped_bytes() + crate::sizeclass::SPAN_BYTES as u64;
+    let over = |tracked: u64| heap.saturating_add(tracked) > limit;
+    // Bytes of the `Tracking` allocator count too; the sum is re-read only
+    // near the limit (within 1/16 of it), where it decides.
+    over(crate::alloc::tracked_live(false))
+        || (over(crate::alloc::tracked_live(false) + limit / 16)
+            && over(crate::alloc::tracked_live(true)))
 }
 
 /// Counts `ns` of assist time: a mutator scanning for the collector, or
@@ -286,7 +292,10 @@ pub(crate) fn cycle_end(x: Measured) {
         bg_time_ns: x.mark_ns,
         idle_time_ns: 0,
         memory: MemoryUse {
-            mapped: x.mapped,
+            // The `Tracking` allocator's live bytes are memory the limit
+            // covers and no heap goal can reclaim (non-heap, as Go's
+            // runtime-internal memory is).
+            mapped: x.mapped.saturating_add(crate::alloc::tracked_live(true)),
             heap_alloc: x.marked,
             heap_free: x.free,
         },

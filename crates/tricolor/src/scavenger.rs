@@ -180,8 +180,9 @@ fn scavenge(pages: &Pages, goal: u64, budget: Option<Duration>, max_spans: usize
 }
 
 /// The retained-bytes goal under memory limit `limit` (`u64::MAX`: none):
-/// mapped memory (retained spans plus `meta` bytes of metadata) at most
-/// 95% of the limit (Go's `reduceExtraPercent`).
+/// mapped memory (retained spans plus `meta` bytes of metadata and
+/// `Tracking` allocations) at most 95% of the limit (Go's
+/// `reduceExtraPercent`).
 fn limit_goal(limit: u64, meta: u64) -> u64 {
     if limit == u64::MAX {
         return u64::MAX;
@@ -195,7 +196,8 @@ fn limit_goal(limit: u64, meta: u64) -> u64 {
 fn background_goal() -> u64 {
     let gc = retained_goal(crate::pacer::NEXT_GC.load(Relaxed));
     let limit = crate::pacer::MEMORY_LIMIT.load(Relaxed);
-    gc.min(limit_goal(limit, crate::heap::meta_bytes()))
+    let other = crate::heap::meta_bytes().saturating_add(crate::alloc::tracked_live(false));
+    gc.min(limit_goal(limit, other))
 }
 
 /// Wakes the background scavenger (starting it the first time there is

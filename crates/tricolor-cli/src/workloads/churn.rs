@@ -177,6 +177,11 @@ pub struct ChurnResult {
     /// unavailable), sampled with `peak_mapped`; it also counts memory
     /// outside the heap (the payload strings, the thread stacks).
     pub peak_rss: u64,
+    /// Peak of `peak_mapped`'s quantity plus the bytes the
+    /// `tricolor::alloc::Tracking` global allocator counts live (the
+    /// `tricolor` binary installs it): all that the memory limit covers.
+    /// Equal to `peak_mapped` where `Tracking` is not the global allocator.
+    pub peak_limited: u64,
 }
 
 impl ChurnResult {
@@ -190,7 +195,7 @@ impl ChurnResult {
              mutator-observed pin/repin latency p50 {}, p99 {}, max {} ({} calls)\n\
              churn: fill {:.3} s, run {:.3} s, verify {:.3} s; batches of {BATCH} ops p50 {}, p99 {}, max {} ({} batches); \
              verified {} reads and {} entries after the run\n\
-             churn: peak heap mapped {} MiB, peak RSS {} MiB\n",
+             churn: peak heap mapped {} MiB, with tracked allocations {} MiB, peak RSS {} MiB\n",
             p.live,
             p.ops,
             p.threads,
@@ -209,6 +214,7 @@ impl ChurnResult {
             self.reads_verified,
             self.entries_verified,
             self.peak_mapped >> 20,
+            self.peak_limited >> 20,
             self.peak_rss >> 20,
         )
     }
@@ -225,6 +231,7 @@ impl ChurnResult {
                 ("batches", b.to_json()),
                 ("peak_mapped_bytes", self.peak_mapped.to_string()),
                 ("peak_rss_bytes", self.peak_rss.to_string()),
+                ("peak_limited_bytes", self.peak_limited.to_string()),
             ],
             summary: vec![
                 ("ops_per_s", format!("{:.0}", self.ops_per_s)),
@@ -251,8 +258,9 @@ impl ChurnResult {
                 (
                     "peak_memory",
                     format!(
-                        "heap mapped {} MiB, RSS {} MiB",
+                        "heap mapped {} MiB, with tracked allocations {} MiB, RSS {} MiB",
                         self.peak_mapped >> 20,
+                        self.peak_limited >> 20,
                         self.peak_rss >> 20
                     ),
                 ),
@@ -468,14 +476,16 @@ fn mutator(table: &Table, live: u64, t: u64, ops: u64, stop: &AtomicBool) -> Thr
 /// Samples the heap's mapped memory and the process's resident set every
 /// 5 ms until `stop`; returns their peaks. (A sampling period, not a
 /// synchronisation: nothing waits for the sampler but the final join.)
-fn sample_memory(stop: &AtomicBool) -> (u64, u64) {
-    let (mut mapped, mut rss) = (0u64, 0u64);
+fn sample_memory(stop: &AtomicBool) -> (u64, u64, u64) {
+    let (mut mapped, mut rss, mut limited) = (0u64, 0u64, 0u64);
     loop {
         let m = tricolor::read_mem_stats();
-        mapped = mapped.max(m.sys.saturating_sub(m.heap_released));
+        let heap = m.sys.saturating_sub(m.heap_released);
+        mapped = mapped.max(heap);
+        limited = limited.max(heap + tricolor::alloc::stats().alloc_bytes);
         rss = rss.max(resident_bytes());
         if stop.load(std::sync::atomic::Ordering::Relaxed) {
-            return (mapped, rss);
+            return (mapped, rss, limited);
         }
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -521,7 +531,7 @@ pub fn run(params: &ChurnParams, out: &mut dyn Write) -> io::Result<ChurnResult>
     // The mutator phase. This thread holds no guard while it waits.
     let stop = AtomicBool::new(false);
     let start = Instant::now();
-    let (results, (peak_mapped, peak_rss)) = std::thread::scope(|s| {
+    let (results, (peak_mapped, peak_rss, peak_limited)) = std::thread::scope(|s| {
         let sampler = s.spawn(|| sample_memory(&stop));
         let handles: Vec<_> = (0..params.threads)
             .map(|t| {
@@ -584,6 +594,7 @@ pub fn run(params: &ChurnParams, out: &mut dyn Write) -> io::Result<ChurnResult>
         verify,
         peak_mapped,
         peak_rss,
+        peak_limited,
     };
     out.write_all(result.lines().as_bytes())?;
     Ok(result)
