@@ -3,7 +3,8 @@
 # machine noise hits both alike. For each run it prints: the build, M ops/s,
 # the mutator-observed pin/repin maximum (us), the upper bound of the
 # highest non-empty `MemStats::blocked_hist` bucket (the longest interval a
-# thread was blocked by the collector is below it, us), the longest stop
+# thread was blocked by the collector is below it, us), the same for
+# `assist_hist` (mark assists) and the assists' total (ms), the longest stop
 # (us), and the peaks of mapped heap and of what the memory limit covers
 # (MiB).
 #
@@ -18,11 +19,14 @@ for _ in $(seq "$n"); do
       python3 -c '
 import json, sys
 d = json.load(sys.stdin)
-h = d["mem_stats"]["blocked_hist"]
-top = max([i for i, c in enumerate(h) if c] or [0])
+m = d["mem_stats"]
+def top(h):
+    return (2 << max([i for i, c in enumerate(h) if c] or [0])) // 1000
 print(sys.argv[1], round(d["ops_per_s"] / 1e6, 2),
       "pin_max_us", d["mutator_pauses"]["max_ns"] // 1000,
-      "blocked_max_below_us", (2 << top) // 1000,
+      "blocked_max_below_us", top(m["blocked_hist"]),
+      "assist_max_below_us", top(m["assist_hist"]),
+      "assist_total_ms", m["assist_total_ns"] // 1000000,
       "stop_max_us", d["pauses"]["max_ns"] // 1000,
       "mapped_mib", d["peak_mapped_bytes"] >> 20,
       "limited_mib", d.get("peak_limited_bytes", d["peak_mapped_bytes"]) >> 20)

@@ -39,7 +39,7 @@ pub const OPTIONS: &[OptionSpec] = &[
     OptionSpec {
         env: "TRICOLOR_DEBUG",
         default: "",
-        doc: "GODEBUG-style comma-separated settings: `gctrace=1` prints one line per cycle on stderr; `gccheckmark=1` re-marks the heap at the end of every cycle, with the world stopped, and aborts with a message if the concurrent mark missed a reachable object; `gcstoptheworld=1` runs every cycle (mark and sweep) with the world stopped, as a baseline for the concurrent collector; `gcmarkworkers=N` runs N background mark workers besides the collector thread (default: Go's 25% of the CPUs, less one)",
+        doc: "GODEBUG-style comma-separated settings: `gctrace=1` prints one line per cycle on stderr; `gccheckmark=1` re-marks the heap at the end of every cycle, with the world stopped, and aborts with a message if the concurrent mark missed a reachable object; `gcstoptheworld=1` runs every cycle (mark and sweep) with the world stopped, as a baseline for the concurrent collector; `gcmarkworkers=N` runs N background mark workers besides the collector thread, which then marks full-time (default: Go's 25% of the CPUs, less one; under four CPUs none, and the collector thread marks for that share of a CPU, as Go's fractional worker)",
     },
 ];
 

@@ -82,7 +82,8 @@ pub(crate) fn procs() -> u32 {
 static GC_CPU_NS: AtomicU64 = AtomicU64::new(0);
 /// Start of the mark phase in progress on the pacer's clock, 0 if none.
 static MARK_START_NS: AtomicU64 = AtomicU64::new(0);
-/// Dedicated mark workers (the collector thread included) of this phase.
+/// The CPU the background marking of this phase uses, in thousandths of a
+/// CPU (the collector thread and its mark workers).
 static DEDICATED: AtomicU64 = AtomicU64::new(0);
 
 /// Feeds the CPU limiter (at most once per update period) and republishes
@@ -94,13 +95,22 @@ fn feed_limiter(m: &mut Pacer) {
         let running = if start == 0 {
             0
         } else {
-            now.saturating_sub(start) * DEDICATED.load(Relaxed)
+            now.saturating_sub(start) * DEDICATED.load(Relaxed) / 1000
         };
         let gc = GC_CPU_NS.load(Relaxed) + running;
         m.update_limiter(now, gc, now * u64::from(procs()));
     }
     ASSISTS.store(m.assists_enabled(), Relaxed);
     LIMITING.store(m.limiting(), Relaxed);
+}
+
+/// The memory limit, not GOGC, sets the heap goal (as of the last publish).
+static MEMORY_LIMITED: AtomicBool = AtomicBool::new(false);
+
+/// Whether the memory limit sets the heap goal: the collector's fractional
+/// worker then marks full-time (see `collector::fractional_rest`).
+pub(crate) fn memory_limited() -> bool {
+    MEMORY_LIMITED.load(Relaxed)
 }
 
 /// The CPU limiter is limiting (as of its last update): GC work is not
@@ -202,6 +212,7 @@ fn publish(m: MutexGuard<'static, Pacer>) {
     TRIGGER.store(m.trigger(), Relaxed);
     GC_PERCENT.store(m.gc_percent(), Relaxed);
     MEMORY_LIMIT.store(m.memory_limit(), Relaxed);
+    MEMORY_LIMITED.store(m.memory_limited(), Relaxed);
     let marking = m.is_marking();
     drop(m);
     if !marking
@@ -228,8 +239,9 @@ pub(crate) fn set_memory_limit(limit: u64) -> u64 {
     old
 }
 
-/// The collector armed a cycle with `heap_live` bytes counted; `dedicated`
-/// threads (the collector's and its mark workers) mark until [`mark_done`].
+/// The collector armed a cycle with `heap_live` bytes counted; its thread
+/// and its mark workers mark with `dedicated` thousandths of a CPU in all
+/// until [`mark_done`] (less than 1000 each for a fractional worker).
 pub(crate) fn cycle_start(heap_live: u64, dedicated: u64) {
     let mut m = model();
     let scan = m.heap_marked();
@@ -248,7 +260,7 @@ pub(crate) fn mark_done() {
     let _m = model();
     let start = MARK_START_NS.swap(0, Relaxed);
     if start != 0 {
-        let ns = now_ns().saturating_sub(start) * DEDICATED.load(Relaxed);
+        let ns = now_ns().saturating_sub(start) * DEDICATED.load(Relaxed) / 1000;
         GC_CPU_NS.fetch_add(ns, Relaxed);
     }
 }
@@ -289,7 +301,7 @@ pub(crate) fn cycle_end(x: Measured) {
         heap_live: x.peak,
         heap_scan_done: x.scanned,
         assist_time_ns: ASSIST_NS.load(Relaxed),
-        bg_time_ns: x.mark_ns,
+        bg_time_ns: x.mark_ns * DEDICATED.load(Relaxed) / 1000,
         idle_time_ns: 0,
         memory: MemoryUse {
             // The `Tracking` allocator's live bytes are memory the limit
