@@ -29,9 +29,19 @@ fn run_writes_a_profile_that_top_reads() {
     assert!(lines[2]
         .split_whitespace()
         .eq(["flat", "flat%", "sum%", "cum", "cum%"]));
-    // Every node of binary-trees is allocated by bottom_up_tree.
+    // Every node of binary-trees is allocated by bottom_up_tree, the top
+    // site. (The binary's global allocator is `Tracking`, so the profile
+    // also holds plain Rust allocations, such as the collector's mark
+    // stack: the nodes are most, not all, of it.)
     assert!(lines[3].ends_with("binary_trees::bottom_up_tree"), "{out}");
-    assert!(lines[3].contains("100%"), "{out}");
+    let flat_pct: f64 = lines[3]
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .trim_end_matches('%')
+        .parse()
+        .unwrap();
+    assert!(flat_pct >= 50.0, "{out}");
 
     // The default sample type is inuse_space; the raw (gunzip'd) form reads too.
     let o = tricolor(&["pprof", "top", p, "--nodecount", "1"]);

@@ -361,12 +361,15 @@ fn fractional_rest_slow(share: f64) {
     if ran < FRACTIONAL_BURST || pacer::memory_limited() {
         return;
     }
-    let pinned = THREADS
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
-        .filter(|t| t.pinned())
-        .count();
+    // Never in a stop (no mutator runs; and the collector holds `THREADS`
+    // there, in the stop-the-world mode while it marks): `try_lock` fails
+    // then, as when anyone else holds the list.
+    let pinned = match THREADS.try_lock() {
+        Ok(threads) if thread::FLAGS.load(Relaxed) & thread::STW == 0 => {
+            threads.iter().filter(|t| t.pinned()).count()
+        }
+        _ => 0,
+    };
     if pinned >= pacer::procs() as usize {
         std::thread::sleep(ran.mul_f64((1.0 - share) / share).min(FRACTIONAL_BURST * 4));
     }
