@@ -341,10 +341,11 @@ thread_local! {
 /// a CPU — but only while at least as many mutators are pinned as there are
 /// CPUs: with a CPU to spare it marks on (Go's idle worker), and also while
 /// the memory limit sets the heap goal (a slower mark would take the heap
-/// past it; measured: 1.3-1.6x a 256 MiB limit instead of 1.1x). Why: with every
-/// CPU busy, a collector that marks without pause takes a mutator's CPU for
-/// a whole scheduler slice (4 ms here) at each tick; in bursts it gives it
-/// back after 0.5 ms.
+/// past it; measured: 1.3-1.6x a 256 MiB limit instead of 1.1x).
+///
+/// Why: with every CPU busy, a collector that marks without pause takes a
+/// mutator's CPU for a whole scheduler slice (4 ms here) at each tick; in
+/// bursts it gives it back after 0.5 ms.
 #[inline]
 fn fractional_rest() {
     if let Some(share) = fractional_share() {
@@ -355,8 +356,11 @@ fn fractional_rest() {
 #[cold]
 fn fractional_rest_slow(share: f64) {
     let now = Instant::now();
-    let start = BURST.with(|b| *b.get().get_or_insert(now));
-    BURST.with(|b| b.set(Some(start)));
+    let start = BURST.with(|b| {
+        let start = b.get().unwrap_or(now);
+        b.set(Some(start));
+        start
+    });
     let ran = now - start;
     if ran < FRACTIONAL_BURST || pacer::memory_limited() {
         return;
