@@ -738,11 +738,9 @@ fn cycle(reason: Reason) {
                 break (threads, requested);
             }
         }
-        thread::start_the_world();
         given_up_ns += requested.elapsed().as_nanos() as u64;
         cpu.mark_resumed();
-        drop(threads);
-        thread::let_blocked_run();
+        thread::start_the_world(threads);
         WORKERS_ON.store(true, SeqCst);
         terminate(&mut tracer);
         WORKERS_ON.store(false, SeqCst);
@@ -762,10 +760,7 @@ fn cycle(reason: Reason) {
     crate::sweep::new_generation();
     let peak = pacer::HEAP_LIVE.load(Relaxed);
     let pause = stw.elapsed().as_nanos() as u64;
-    thread::start_the_world();
-    drop(threads);
-    // Stay off the CPU until the threads the stop blocked run again.
-    thread::let_blocked_run();
+    thread::start_the_world(threads);
     let sweep_cpu = crate::cpu::ThreadTimer::start();
     crate::specials::hand_over();
     *stack = std::mem::take(&mut tracer.stack);
@@ -970,11 +965,9 @@ fn cycle_stopped(
         if thread::try_stop_the_world(&threads, std::time::Duration::from_millis(2)) {
             break (threads, requested);
         }
-        thread::start_the_world();
         given_up_ns += requested.elapsed().as_nanos() as u64;
         cpu.mark_resumed();
-        drop(threads);
-        thread::let_blocked_run();
+        thread::start_the_world(threads);
         thread::handshake(&snapshot());
     };
     let mut tracer = Tracer::new(Mode::Mark);
@@ -998,9 +991,7 @@ fn cycle_stopped(
     let live = crate::sweep::finish();
     IN_COLLECTOR.with(|c| c.set(false));
     let pause = stw.elapsed().as_nanos() as u64;
-    thread::start_the_world();
-    drop(threads);
-    thread::let_blocked_run();
+    thread::start_the_world(threads);
     crate::specials::hand_over();
     *stack = std::mem::take(&mut tracer.stack);
     let restarted = Instant::now();

@@ -86,6 +86,11 @@ static MARK_START_NS: AtomicU64 = AtomicU64::new(0);
 /// CPU (the collector thread and its mark workers).
 static DEDICATED: AtomicU64 = AtomicU64::new(0);
 
+/// The background marking's CPU time over `wall_ns` of this mark phase.
+fn background_ns(wall_ns: u64) -> u64 {
+    wall_ns * DEDICATED.load(Relaxed) / 1000
+}
+
 /// Feeds the CPU limiter (at most once per update period) and republishes
 /// whether assists are on.
 fn feed_limiter(m: &mut Pacer) {
@@ -95,7 +100,7 @@ fn feed_limiter(m: &mut Pacer) {
         let running = if start == 0 {
             0
         } else {
-            now.saturating_sub(start) * DEDICATED.load(Relaxed) / 1000
+            background_ns(now.saturating_sub(start))
         };
         let gc = GC_CPU_NS.load(Relaxed) + running;
         m.update_limiter(now, gc, now * u64::from(procs()));
@@ -130,9 +135,8 @@ pub(crate) fn at_memory_limit() -> bool {
     let over = |tracked: u64| heap.saturating_add(tracked) > limit;
     // Bytes of the `Tracking` allocator count too; the sum is re-read only
     // near the limit (within 1/16 of it), where it decides.
-    over(crate::alloc::tracked_live(false))
-        || (over(crate::alloc::tracked_live(false) + limit / 16)
-            && over(crate::alloc::tracked_live(true)))
+    let seen = crate::alloc::tracked_live(false);
+    over(seen) || (over(seen + limit / 16) && over(crate::alloc::tracked_live(true)))
 }
 
 /// Counts `ns` of assist time: a mutator scanning for the collector, or
@@ -260,7 +264,7 @@ pub(crate) fn mark_done() {
     let _m = model();
     let start = MARK_START_NS.swap(0, Relaxed);
     if start != 0 {
-        let ns = now_ns().saturating_sub(start) * DEDICATED.load(Relaxed) / 1000;
+        let ns = background_ns(now_ns().saturating_sub(start));
         GC_CPU_NS.fetch_add(ns, Relaxed);
     }
 }
@@ -301,7 +305,7 @@ pub(crate) fn cycle_end(x: Measured) {
         heap_live: x.peak,
         heap_scan_done: x.scanned,
         assist_time_ns: ASSIST_NS.load(Relaxed),
-        bg_time_ns: x.mark_ns * DEDICATED.load(Relaxed) / 1000,
+        bg_time_ns: background_ns(x.mark_ns),
         idle_time_ns: 0,
         memory: MemoryUse {
             // The `Tracking` allocator's live bytes are memory the limit

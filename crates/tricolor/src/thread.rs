@@ -463,9 +463,10 @@ pub(crate) fn try_stop_the_world(
 }
 
 /// Restarts the world: wakes the first thread the stop blocked, which
-/// starts the relay that wakes the others (see [`Parked`]). The collector
-/// then calls [`let_blocked_run`].
-pub(crate) fn start_the_world() {
+/// starts the relay that wakes the others (see [`Parked`]), releases the
+/// thread list the stop held, and stays off the CPU until the blocked
+/// threads have run ([`let_blocked_run`]).
+pub(crate) fn start_the_world(threads: MutexGuard<'static, Vec<Arc<ThreadState>>>) {
     let first = {
         let mut p = lock(&PARK);
         FLAGS.fetch_and(!STW, SeqCst);
@@ -478,6 +479,8 @@ pub(crate) fn start_the_world() {
     if let Some(t) = first {
         t.unpark();
     }
+    drop(threads);
+    let_blocked_run();
 }
 
 /// Sleeps until a stop is over (if one is in progress), then passes the
@@ -512,13 +515,13 @@ const RESTART_WAIT_MAX: std::time::Duration = std::time::Duration::from_millis(1
 /// How often it looks meanwhile.
 const RESTART_POLL: std::time::Duration = std::time::Duration::from_micros(20);
 
-/// Called by the collector after a restart: sleeps until every thread the
+/// The end of a restart: sleeps until every thread the
 /// stop blocked has run again (`BLOCKED` is zero), for at most
 /// [`RESTART_WAIT_MAX`]. A scheduling measure, not synchronisation:
 /// nothing depends on it for correctness. While the collector sleeps its
 /// CPU is idle, so the relay's wake-ups land on a free CPU instead of
 /// queueing behind a busy thread for a scheduler tick (milliseconds).
-pub(crate) fn let_blocked_run() {
+fn let_blocked_run() {
     let since = std::time::Instant::now();
     while BLOCKED.load(SeqCst) != 0 && since.elapsed() < RESTART_WAIT_MAX {
         std::thread::park_timeout(RESTART_POLL);

@@ -692,9 +692,10 @@ impl World {
         self.log('C', "world stopped".into());
     }
 
-    /// `thread::start_the_world`, then `thread::let_blocked_run` (without
-    /// its time bound: here it waits until every blocked thread has run,
-    /// which is what the relay must guarantee).
+    /// `thread::start_the_world`: the restart; its end, `let_blocked_run`,
+    /// is the method below, called once `THREADS` is released (as the real
+    /// one does), without its time bound: here it waits until every blocked
+    /// thread has run, which is what the relay must guarantee.
     fn start_the_world(&self) {
         let first = {
             // `try_lock` and yield, not `lock`: a mutator may `unpark` the
@@ -1016,9 +1017,9 @@ impl World {
 
 type Script = fn(&World, &Arc<Mutator>);
 
-/// Runs one model: the collector thread runs a cycle while a mutator (loom's
-/// main thread) runs `script`.
-fn run(name: &str, bound: usize, setup: &'static Setup, faults: Faults, script: Script) {
+/// Explores `model` with loom at preemption bound `bound` (unless
+/// `LOOM_MAX_PREEMPTIONS` sets one), and reports how it went.
+fn check(name: &str, bound: usize, model: impl Fn() + Sync + Send + 'static) {
     let mut b = loom::model::Builder::new();
     if b.preemption_bound.is_none() {
         b.preemption_bound = Some(bound);
@@ -1032,6 +1033,14 @@ fn run(name: &str, bound: usize, setup: &'static Setup, faults: Faults, script: 
     let runs = report.runs.clone();
     b.check(move || {
         runs.fetch_add(1, Relaxed);
+        model();
+    });
+}
+
+/// Runs one model: the collector thread runs a cycle while a mutator (loom's
+/// main thread) runs `script`.
+fn run(name: &str, bound: usize, setup: &'static Setup, faults: Faults, script: Script) {
+    check(name, bound, move || {
         // Nothing loom owns is dropped if the script unwinds (a deadlock
         // that loom reports while the collector is blocked): dropping it
         // during that unwind runs loom operations, which aborts the process.
@@ -1709,19 +1718,7 @@ const RELAY_BOUND: usize = 3;
 /// other (the relay), possibly after a second stop has begun. Loom fails
 /// the model if any thread stays parked.
 fn run_relay(name: &str, faults: Faults) {
-    let mut b = loom::model::Builder::new();
-    if b.preemption_bound.is_none() {
-        b.preemption_bound = Some(RELAY_BOUND);
-    }
-    let report = Report {
-        name: name.to_owned(),
-        bound: b.preemption_bound,
-        start: std::time::Instant::now(),
-        runs: std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0)),
-    };
-    let runs = report.runs.clone();
-    b.check(move || {
-        runs.fetch_add(1, Relaxed);
+    check(name, RELAY_BOUND, move || {
         let w = ManuallyDrop::new(Arc::new(World::new(&ARM, faults)));
         // Loom's main thread only joins: it is never unparked
         // (tokio-rs/loom#249), and nothing loom owns is dropped if a
