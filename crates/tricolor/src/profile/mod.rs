@@ -19,7 +19,8 @@
 //! 2. The slow path draws the next countdown from an exponential
 //!    distribution of mean `rate` (`-ln(u) * rate`, `u` from a per-thread
 //!    xorshift generator; rate 1 gives 0: every allocation is sampled),
-//!    captures the raw instruction pointers of the stack (no symbols), and
+//!    captures the raw instruction pointers of the stack (no symbols;
+//!    `unwind.rs`: a DWARF unwinder with a rule cache), and
 //!    records the allocation in the bucket of its (stack, size) and the
 //!    object's address in the set of live sampled objects.
 //! 3. Frees: the sweeper asks, per span, [`span_sampled`] (one load of a
@@ -47,6 +48,7 @@
 //! re-enter it (and never deadlock on `TABLE`).
 
 pub mod proto;
+mod unwind;
 
 use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
@@ -166,11 +168,19 @@ pub(crate) struct Local {
     pub(crate) countdown: Cell<i64>,
     /// xorshift state; 0 until seeded.
     pub(crate) rng: Cell<u64>,
+    /// The end of this thread's stack mapping; 0 until a stack capture
+    /// needed it (`unwind.rs`).
+    pub(crate) stack_top: Cell<u64>,
 }
 
 thread_local! {
     pub(crate) static LOCAL: Local = const {
-        Local { busy: Cell::new(false), countdown: Cell::new(0), rng: Cell::new(0) }
+        Local {
+            busy: Cell::new(false),
+            countdown: Cell::new(0),
+            rng: Cell::new(0),
+            stack_top: Cell::new(0),
+        }
     };
 }
 
@@ -318,35 +328,13 @@ fn with_table<R>(f: impl FnOnce(&mut Table) -> R) -> R {
     })
 }
 
-/// Captures the return addresses of the current stack into `buf`.
-fn capture(buf: &mut [usize; MAX_DEPTH]) -> usize {
-    let mut n = 0;
-    // `trace_unsynchronized` is unsafe only because some platforms'
-    // unwinders (Windows' dbghelp) are not thread-safe; on the Unix targets
-    // tricolor supports it is the libgcc/libunwind unwinder, which is.
-    // SAFETY: a thread-safe unwinder (above); the closure only stores
-    // addresses: it does not allocate or panic.
-    unsafe {
-        backtrace::trace_unsynchronized(|f| {
-            let ip = f.ip() as usize;
-            if ip == 0 {
-                return false; // the end of the stack
-            }
-            buf[n] = ip;
-            n += 1;
-            n < MAX_DEPTH
-        })
-    };
-    n
-}
-
 /// Records a sampled allocation of `size` bytes at `addr`.
 #[cold]
 #[inline(never)]
 fn record(addr: usize, size: usize, gc: bool) {
     busy(|| {
         let mut buf = [0usize; MAX_DEPTH];
-        let n = capture(&mut buf);
+        let n = unwind::capture(&mut buf);
         let stack = &buf[..n];
         if gc {
             span_slot(addr).fetch_add(1, Relaxed);
