@@ -47,3 +47,67 @@ pub(crate) fn map_arena() -> io::Result<usize> {
     }
     Ok(aligned)
 }
+
+/// Bytes copied into a private anonymous mapping of their own: runtime
+/// data kept out of the program's `malloc` heap (the heap profiler's copies
+/// of unwind sections: large, long-lived blocks in the middle of the
+/// program's heap would change how its allocator reuses memory, and
+/// [`crate::alloc::Tracking`] would count them as the program's).
+pub(crate) struct Mapped {
+    ptr: std::ptr::NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: a `Mapped` owns its mapping and only hands out shared access to
+// bytes that are never written after `copy_of`.
+unsafe impl Send for Mapped {}
+// SAFETY: as for `Send`: the bytes are immutable.
+unsafe impl Sync for Mapped {}
+
+impl Mapped {
+    /// A fresh mapping holding a copy of `src`.
+    pub(crate) fn copy_of(src: &[u8]) -> io::Result<Mapped> {
+        let len = src.len().max(1);
+        // SAFETY: an anonymous private mapping with no address hint has no
+        // preconditions; the result is checked against MAP_FAILED.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let ptr = std::ptr::NonNull::new(p.cast::<u8>()).ok_or_else(io::Error::last_os_error)?;
+        // SAFETY: the new mapping is `len >= src.len()` writable bytes that
+        // nothing else references; `src` cannot overlap a mapping made just
+        // now.
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), ptr.as_ptr(), src.len()) };
+        Ok(Mapped {
+            ptr,
+            len: src.len(),
+        })
+    }
+}
+
+impl std::ops::Deref for Mapped {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: `ptr` is the start of a live mapping of at least `len`
+        // initialised bytes, owned by `self` and never written again.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for Mapped {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made by `copy_of` (length `len.max(1)`),
+        // owned by `self`: nothing references it after the drop.
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len.max(1)) };
+    }
+}

@@ -21,7 +21,10 @@
 //!    unwinder with a cache of unwind rules keyed by address). Copies, so
 //!    that an object unloaded later leaves no dangling reference behind:
 //!    stale rules can only produce a wrong frame, never an invalid read
-//!    (step 3).
+//!    (step 3). The copies are mappings of their own (`sys::Mapped`), not
+//!    `malloc` blocks: hundreds of KiB of long-lived data in the middle of
+//!    the program's heap changed how glibc reused its free chunks, and the
+//!    tracking allocator would have counted them as the program's.
 //! 2. Registers: one `asm!` block reads the instruction pointer, stack
 //!    pointer and frame pointer of `walk` itself, consistently.
 //! 3. Walk: framehop computes each caller's registers from the cached rule
@@ -86,9 +89,10 @@ mod fast {
     use framehop::{ExplicitModuleSectionInfo, Module, Unwinder};
 
     use super::super::{LOCAL, MAX_DEPTH};
+    use crate::sys::Mapped;
 
     struct State {
-        unwinder: UnwinderX86_64<Vec<u8>>,
+        unwinder: UnwinderX86_64<Mapped>,
         cache: CacheX86_64,
         /// The loader's (`dlpi_adds`, `dlpi_subs`) when `unwinder` was built.
         loaded: (u64, u64),
@@ -114,7 +118,7 @@ mod fast {
     /// The walk of step 3, from `walk`'s own frame.
     #[inline(never)]
     fn walk(
-        unwinder: &UnwinderX86_64<Vec<u8>>,
+        unwinder: &UnwinderX86_64<Mapped>,
         cache: &mut CacheX86_64,
         top: u64,
         buf: &mut [usize; MAX_DEPTH],
@@ -209,7 +213,7 @@ mod fast {
     }
 
     /// An unwinder over every loaded object with unwind information (step 1).
-    fn modules() -> UnwinderX86_64<Vec<u8>> {
+    fn modules() -> UnwinderX86_64<Mapped> {
         unsafe extern "C" fn add(
             info: *mut libc::dl_phdr_info,
             _size: usize,
@@ -220,7 +224,7 @@ mod fast {
             // is held); `data` is the unwinder of `modules`, borrowed by
             // nothing else during the call.
             unsafe {
-                let u = &mut *(data as *mut UnwinderX86_64<Vec<u8>>);
+                let u = &mut *(data as *mut UnwinderX86_64<Mapped>);
                 if let Some(m) = module(&*info) {
                     u.add_module(m);
                 }
@@ -239,7 +243,7 @@ mod fast {
     ///
     /// # Safety
     /// `info` is an entry `dl_iterate_phdr` passed, during its call.
-    unsafe fn module(info: &libc::dl_phdr_info) -> Option<Module<Vec<u8>>> {
+    unsafe fn module(info: &libc::dl_phdr_info) -> Option<Module<Mapped>> {
         if info.dlpi_phdr.is_null() {
             return None;
         }
@@ -269,13 +273,13 @@ mod fast {
         }
         // SAFETY: `hdr` lies in a loaded segment's file-backed part (checked
         // above), mapped while the loader lock is held.
-        let hdr_data = unsafe {
+        let hdr_data = Mapped::copy_of(unsafe {
             std::slice::from_raw_parts(
                 (bias + hdr.start) as *const u8,
                 (hdr.end - hdr.start) as usize,
             )
-        }
-        .to_vec();
+        })
+        .ok()?;
         // `.eh_frame_hdr`: version 1, then `eh_frame_ptr` encoded as
         // pc-relative sdata4 (0x1b: what GNU ld, gold, lld and mold write).
         if hdr_data[0] != 1 || hdr_data[1] != 0x1b {
@@ -291,10 +295,10 @@ mod fast {
             .map(|p| p.p_vaddr + p.p_filesz)?;
         // SAFETY: `[eh, seg_end)` is the file-backed part of a loaded
         // segment, mapped while the loader lock is held.
-        let eh_data = unsafe {
+        let eh_data = Mapped::copy_of(unsafe {
             std::slice::from_raw_parts((bias + eh) as *const u8, (seg_end - eh) as usize)
-        }
-        .to_vec();
+        })
+        .ok()?;
         let name = if info.dlpi_name.is_null() {
             String::new()
         } else {
@@ -311,7 +315,14 @@ mod fast {
             eh_frame: Some(eh_data),
             eh_frame_hdr_svma: Some(hdr),
             eh_frame_hdr: Some(hdr_data),
-            ..Default::default()
+            text: None,
+            stubs_svma: None,
+            stub_helper_svma: None,
+            got_svma: None,
+            unwind_info: None,
+            debug_frame: None,
+            text_segment_svma: None,
+            text_segment: None,
         };
         Some(Module::new(
             name,
