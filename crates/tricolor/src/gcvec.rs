@@ -6,23 +6,46 @@
 //! old buffer keeps reading valid (if stale) memory, because the old buffer
 //! is freed only by the collector, once nothing can reach it.
 //!
-//! Protocol: writers (`push`, `set`, `pop`) serialise on an internal mutex;
-//! readers take no lock:
-//! - push: if full, publish the grown buffer (`buf.store(Release)`); write
-//!   the slot; then `len.store(len + 1, Release)`.
+//! Protocol: `push` and `pop` serialise on an internal mutex; `set` and the
+//! readers take no lock. `shape` is a sequence count of the changes that
+//! `set` must not race with: it is odd while `push` replaces the buffer or
+//! `pop` shortens the vector.
+//! - push: if full, `shape += 1`, a SeqCst fence, copy the slots, publish
+//!   the grown buffer (`buf.store(Release)`), `shape += 1` (Release); write
+//!   the slot (shading what it held: see below); then
+//!   `len.store(len + 1, Release)`.
+//! - pop: `shape += 1`, a SeqCst fence, `len.store(len - 1)`, swap the last
+//!   slot to null, `shape += 1` (Release).
+//! - set(i): `s = shape` (Acquire; odd: take the slow path); check
+//!   `i < len`; store into the buffer's slot i with the write barrier, as
+//!   `Member::store` does; a SeqCst fence; reload `shape`. Unchanged:
+//!   done. Changed: redo the set under the mutex (the slow path). This is
+//!   Dekker's pattern with a fence on each side: if the reload sees `s`,
+//!   the change's fence comes after set's in the SeqCst order, so its copy
+//!   or swap of the slot sees the value; if not, the store may have gone to a
+//!   buffer just replaced (harmless: the old buffer is garbage, and shaded),
+//!   or to a slot `pop` just emptied. Such a *stray* store leaves a value
+//!   at or past `len`; the slow path, under the mutex, nulls the slot again
+//!   (shading the value) if `i` is still past `len` in the same buffer, and
+//!   panics as a `set` after the `pop`. If the slot no longer holds the
+//!   value, the `pop` returned it: the `set` came first and is done.
 //! - get(i): `len.load(Acquire)`; if `i < len`, `buf.load(Acquire)` — a
 //!   buffer at least as new as the one `len` was published with, so
 //!   `cap >= len` — then the slot (Acquire).
 //!
-//! Invariants: `len <= cap(buf)`; slots at and past `len` are null; the
-//! `buf` slot follows INV-SEAL like a `Member` (a `GcVec` built outside the
-//! heap cannot be read). The collector traces a buffer's every slot (nulls
-//! cost a load each), never taking the mutex (INV-TRACE).
+//! Invariants: `len <= cap(buf)`; slots at and past `len` are null, except
+//! for a stray store whose `set` has not yet reached its slow path (so
+//! `push` shades the value it overwrites instead of assuming null, and the
+//! collector, which traces every slot of a buffer, keeps a stray value
+//! alive until then); the `buf` slot follows INV-SEAL like a `Member` (a
+//! `GcVec` built outside the heap cannot be read). The collector traces a
+//! buffer's every slot (nulls cost a load each), never taking the mutex
+//! (INV-TRACE). The loom model `gcvec_set_*` checks the protocol.
 
 use std::marker::PhantomData;
 use std::sync::atomic::{
-    AtomicUsize,
-    Ordering::{AcqRel, Acquire, Relaxed, Release},
+    fence, AtomicUsize,
+    Ordering::{Acquire, Relaxed, Release, SeqCst},
 };
 
 use crate::collector::write_barrier;
@@ -54,6 +77,9 @@ use crate::{Gc, Guard};
 pub struct GcVec<T> {
     buf: AtomicUsize,
     len: AtomicUsize,
+    /// Odd while a buffer is replaced or the vector shortened (see the
+    /// module comment); written under `write`.
+    shape: AtomicUsize,
     write: Mutex<()>,
     _owns: PhantomData<Arc<T>>,
 }
@@ -96,6 +122,7 @@ impl<T> GcVec<T> {
         GcVec {
             buf: AtomicUsize::new(UNSEALED),
             len: AtomicUsize::new(0),
+            shape: AtomicUsize::new(0),
             write: Mutex::new(()),
             _owns: PhantomData,
         }
@@ -162,23 +189,74 @@ impl<T> GcVec<T> {
         self.write.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Replaces element `i`.
+    /// Replaces element `i`. Takes no lock unless a `push` that grows the
+    /// vector or a `pop` runs at the same time.
     ///
     /// # Panics
     /// If `i >= len()`.
+    #[inline]
     pub fn set<'g>(&self, guard: &'g Guard, i: usize, value: Option<Gc<'g, T>>) {
-        let _w = self.lock();
-        let len = self.len.load(Relaxed);
+        let new = raw(value);
+        let shape = self.shape.load(Acquire);
+        if shape & 1 != 0 {
+            return self.set_slow(guard, i, new, None);
+        }
+        let len = self.len.load(Acquire);
         assert!(
             i < len,
             "GcVec::set: index {i} out of range for length {len}"
         );
         let b = self.buffer();
+        // SAFETY: `b` was loaded after `len`, under the guard, from a
+        // sealed vector: a live buffer with cap >= len > i (the readers'
+        // protocol; buffers never shrink).
+        let slot = &unsafe { buf_slots(b) }[i];
+        write_barrier(guard, slot.load(Relaxed), new);
+        slot.store(new, Release);
+        fence(SeqCst);
+        if self.shape.load(Relaxed) != shape {
+            self.set_slow(guard, i, new, Some(b));
+        }
+    }
+
+    /// `set` under the mutex: after a fast path that raced a change of
+    /// shape (`stray`: the buffer it stored into), or instead of it.
+    #[cold]
+    #[inline(never)]
+    fn set_slow(&self, guard: &Guard, i: usize, new: usize, stray: Option<usize>) {
+        let _w = self.lock();
+        let len = self.len.load(Relaxed);
+        let b = self.buffer();
+        if stray == Some(b) && i >= len {
+            // A `pop` took the slot. If the fast path's store landed after
+            // it, null the slot again (the invariant), shading the value,
+            // and fail as a `set` after the `pop`; if the pop took the
+            // value, the `set` came first and is done.
+            // SAFETY: live buffer (the guard holds it) of cap > i: the fast
+            // path stored into slot i.
+            let v = unsafe { buf_slots(b) }[i].swap(0, Relaxed);
+            write_barrier(guard, v, 0);
+            if v != new {
+                return;
+            }
+        }
+        assert!(
+            i < len,
+            "GcVec::set: index {i} out of range for length {len}"
+        );
         // SAFETY: live buffer with cap >= len (writers hold the lock).
-        let slots = unsafe { buf_slots(b) };
-        let new = raw(value);
-        write_barrier(guard, slots[i].load(Relaxed), new);
-        slots[i].store(new, Release);
+        let slot = &unsafe { buf_slots(b) }[i];
+        write_barrier(guard, slot.load(Relaxed), new);
+        slot.store(new, Release);
+    }
+
+    /// Runs a change of shape (see the module comment) with `shape` odd.
+    fn reshape<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.shape.fetch_add(1, Relaxed);
+        fence(SeqCst);
+        let r = f();
+        self.shape.fetch_add(1, Release);
+        r
     }
 
     /// Appends an element.
@@ -201,29 +279,34 @@ impl<T> GcVec<T> {
             let nb = guard
                 .alloc_dyn(8 * (new_cap + 1), &BUF_INFO)
                 .unwrap_or_else(|e| panic!("{e}"));
-            // SAFETY: fresh buffer of new_cap + 1 words, exclusively ours
-            // until published below; the old one is live (as above).
-            unsafe {
-                *(nb as *mut usize) = new_cap;
-                let dst = (nb as *mut AtomicUsize).add(1);
-                for i in 0..new_cap {
-                    let v = if i < len {
-                        buf_slots(b)[i].load(Relaxed)
-                    } else {
-                        0
-                    };
-                    dst.add(i).write(AtomicUsize::new(v));
+            self.reshape(|| {
+                // SAFETY: fresh buffer of new_cap + 1 words, exclusively
+                // ours until published below; the old one is live (as
+                // above). The copy follows the fence of `reshape` (module
+                // comment).
+                unsafe {
+                    *(nb as *mut usize) = new_cap;
+                    let dst = (nb as *mut AtomicUsize).add(1);
+                    for i in 0..new_cap {
+                        let v = if i < len {
+                            buf_slots(b)[i].load(Acquire)
+                        } else {
+                            0
+                        };
+                        dst.add(i).write(AtomicUsize::new(v));
+                    }
                 }
-            }
-            write_barrier(guard, b, nb);
-            self.buf.store(nb, Release);
+                write_barrier(guard, b, nb);
+                self.buf.store(nb, Release);
+            });
             b = nb;
         }
         // SAFETY: live buffer with cap > len.
-        let slots = unsafe { buf_slots(b) };
+        let slot = &unsafe { buf_slots(b) }[len];
         let new = raw(value);
-        write_barrier(guard, 0, new);
-        slots[len].store(new, Release);
+        // The slot is null unless a racing `set` left a stray value there.
+        write_barrier(guard, slot.load(Acquire), new);
+        slot.store(new, Release);
         self.len.store(len + 1, Release);
     }
 
@@ -236,9 +319,12 @@ impl<T> GcVec<T> {
             return None;
         }
         let b = self.buffer();
-        self.len.store(len - 1, Release);
-        // SAFETY: live buffer with cap >= len.
-        let v = unsafe { buf_slots(b) }[len - 1].swap(0, AcqRel);
+        let v = self.reshape(|| {
+            self.len.store(len - 1, Release);
+            // SAFETY: live buffer with cap >= len.
+            let slots = unsafe { buf_slots(b) };
+            slots[len - 1].swap(0, Acquire)
+        });
         write_barrier(guard, v, 0);
         Some((v != 0).then(|| Gc::from_value_ptr(v)))
     }

@@ -35,8 +35,8 @@
 //! them: the distribution of these *mutator-observed pin/repin latencies*
 //! is the pause a mutator really sees, next to the collector's own
 //! `pause_ns`. Each batch of operations is timed too (the work between two
-//! pins: allocation slow paths, the `GcVec` write lock shared by all
-//! threads, page faults).
+//! pins: allocation slow paths, `GcVec::set` (lock-free unless it races a
+//! grow), page faults).
 //!
 //! Unlike the other workloads, the output of `churn` is its measurements,
 //! so it is not deterministic (the sequence of operations is).
