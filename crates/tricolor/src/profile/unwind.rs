@@ -189,6 +189,16 @@ mod fast {
         Some(top)
     }
 
+    /// The loader's counts the module list was last built at.
+    #[cfg(test)]
+    pub(super) fn loaded_at() -> Option<(u64, u64)> {
+        STATE
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map(|s| s.loaded)
+    }
+
     /// The loader's counts of objects loaded and unloaded so far.
     fn loader_counts() -> (u64, u64) {
         unsafe extern "C" fn first(
@@ -352,6 +362,34 @@ mod tests {
     #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
     #[test]
     fn capture_matches_the_system_unwinder() {
+        assert_same_callers();
+    }
+
+    /// Loading and unloading a shared object changes the loader's counts:
+    /// the next capture rebuilds its module list, and still walks right.
+    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+    #[test]
+    fn capture_follows_objects_loaded_and_unloaded() {
+        let loaded = || {
+            let mut buf = [0; MAX_DEPTH];
+            capture(&mut buf);
+            fast::loaded_at()
+        };
+        let before = loaded();
+        // SAFETY: a NUL-terminated name; libresolv has no constructor that
+        // matters here, and nothing of it is used before the dlclose.
+        let h = unsafe { libc::dlopen(c"libresolv.so.2".as_ptr(), libc::RTLD_NOW) };
+        assert!(!h.is_null(), "libresolv.so.2 (part of glibc) did not load");
+        let opened = loaded();
+        assert_ne!(opened, before, "the module list was not rebuilt");
+        assert_same_callers();
+        // SAFETY: the handle of the dlopen above, closed once.
+        unsafe { libc::dlclose(h) };
+        assert_ne!(loaded(), opened, "the module list was not rebuilt");
+        assert_same_callers();
+    }
+
+    fn assert_same_callers() {
         let (fast, system) = both();
         let common = fast
             .iter()
