@@ -168,9 +168,9 @@ pub(crate) struct Local {
     pub(crate) countdown: Cell<i64>,
     /// xorshift state; 0 until seeded.
     pub(crate) rng: Cell<u64>,
-    /// The end of this thread's stack mapping; 0 until a stack capture
-    /// needed it (`unwind.rs`).
-    pub(crate) stack_top: Cell<u64>,
+    /// The bounds of this thread's stack mapping, `[base, top)`; top 0
+    /// until a stack capture needed them (`unwind.rs`).
+    pub(crate) stack: Cell<(u64, u64)>,
 }
 
 thread_local! {
@@ -179,7 +179,7 @@ thread_local! {
             busy: Cell::new(false),
             countdown: Cell::new(0),
             rng: Cell::new(0),
-            stack_top: Cell::new(0),
+            stack: Cell::new((0, 0)),
         }
     };
 }

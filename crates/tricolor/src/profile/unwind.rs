@@ -31,15 +31,17 @@
 //!    of the return address (a few ns a frame once the cache is warm, and it
 //!    is for a program's few hot allocation sites). Every stack word it
 //!    reads is checked to lie in `[sp, top)`, the live part of this thread's
-//!    stack (`top` from `pthread_getattr_np`, cached per thread): a read
-//!    outside ends the walk, so a wrong rule cannot fault.
+//!    stack (its mapping from `pthread_getattr_np`, cached per thread): a
+//!    read outside ends the walk, so a wrong rule cannot fault. A thread
+//!    whose `sp` is outside its mapping (on a coroutine's or a signal
+//!    stack) is left to the system unwinder.
 //! 4. A walk that yields fewer than two frames (no unwind information found
 //!    for our own code: a static binary, an unusual linker) is redone by the
 //!    system unwinder.
 //!
 //! Shared state: `STATE` (the unwinder, its rule cache and the loader
 //! counts it was built at) under one mutex, held for the whole walk; only
-//! sampling threads take it. The stack top is a thread-local of the
+//! sampling threads take it. The stack bounds are a thread-local of the
 //! profiler's `Local` (const-initialised, no destructor).
 
 use super::MAX_DEPTH;
@@ -101,7 +103,9 @@ mod fast {
     static STATE: Mutex<Option<State>> = Mutex::new(None);
 
     pub(super) fn capture(buf: &mut [usize; MAX_DEPTH]) -> usize {
-        let Some(top) = stack_top() else { return 0 };
+        let Some(stack) = stack_bounds() else {
+            return 0;
+        };
         let mut g = STATE.lock().unwrap_or_else(PoisonError::into_inner);
         let loaded = loader_counts();
         if g.as_ref().is_none_or(|s| s.loaded != loaded) {
@@ -112,15 +116,17 @@ mod fast {
             });
         }
         let Some(s) = g.as_mut() else { return 0 };
-        walk(&s.unwinder, &mut s.cache, top, buf)
+        walk(&s.unwinder, &mut s.cache, stack, buf)
     }
 
-    /// The walk of step 3, from `walk`'s own frame.
+    /// The walk of step 3, from `walk`'s own frame; 0 frames if this
+    /// thread runs on a stack other than its own (a coroutine's, a signal
+    /// stack): the caller then uses the system unwinder.
     #[inline(never)]
     fn walk(
         unwinder: &UnwinderX86_64<Mapped>,
         cache: &mut CacheX86_64,
-        top: u64,
+        (base, top): (u64, u64),
         buf: &mut [usize; MAX_DEPTH],
     ) -> usize {
         let (ip, sp, bp): (u64, u64, u64);
@@ -137,13 +143,17 @@ mod fast {
                 options(nomem, nostack, preserves_flags),
             )
         };
+        if sp < base || sp >= top {
+            return 0;
+        }
         let mut read = |addr: u64| {
             if addr < sp || addr > top.saturating_sub(8) {
                 return Err(());
             }
             // SAFETY: `[sp, top)` is the live part of this thread's stack
             // (`top` is the end of its mapping, `sp` this frame's stack
-            // pointer): mapped, readable, and not written while this
+            // pointer, checked to lie in the mapping above): mapped,
+            // readable, and not written while this
             // thread is in here (its callers are suspended in calls).
             // Unaligned reads are allowed: a wrong rule may ask for any
             // address.
@@ -162,10 +172,10 @@ mod fast {
         n
     }
 
-    /// The end of this thread's stack mapping (cached per thread).
-    fn stack_top() -> Option<u64> {
-        let cached = LOCAL.try_with(|l| l.stack_top.get()).ok()?;
-        if cached != 0 {
+    /// This thread's stack mapping, `[base, top)` (cached per thread).
+    fn stack_bounds() -> Option<(u64, u64)> {
+        let cached = LOCAL.try_with(|l| l.stack.get()).ok()?;
+        if cached.1 != 0 {
             return Some(cached);
         }
         let mut attr = MaybeUninit::<libc::pthread_attr_t>::uninit();
@@ -173,7 +183,7 @@ mod fast {
         // 0; only then is it read and destroyed. glibc allocates with its own
         // malloc, not the Rust global allocator, so this does not re-enter
         // the tracking allocator.
-        let top = unsafe {
+        let bounds = unsafe {
             if libc::pthread_getattr_np(libc::pthread_self(), attr.as_mut_ptr()) != 0 {
                 return None;
             }
@@ -183,10 +193,10 @@ mod fast {
             if r != 0 {
                 return None;
             }
-            (addr as u64).checked_add(size as u64)?
+            (addr as u64, (addr as u64).checked_add(size as u64)?)
         };
-        let _ = LOCAL.try_with(|l| l.stack_top.set(top));
-        Some(top)
+        let _ = LOCAL.try_with(|l| l.stack.set(bounds));
+        Some(bounds)
     }
 
     /// The loader's counts the module list was last built at.
