@@ -53,6 +53,10 @@ pub(crate) fn map_arena() -> io::Result<usize> {
 /// of unwind sections: large, long-lived blocks in the middle of the
 /// program's heap would change how its allocator reuses memory, and
 /// [`crate::alloc::Tracking`] would count them as the program's).
+#[cfg_attr(
+    not(all(target_os = "linux", target_arch = "x86_64")),
+    allow(dead_code, reason = "only the x86-64 stack walk uses it")
+)]
 pub(crate) struct Mapped {
     ptr: std::ptr::NonNull<u8>,
     len: usize,
@@ -64,6 +68,10 @@ unsafe impl Send for Mapped {}
 // SAFETY: as for `Send`: the bytes are immutable.
 unsafe impl Sync for Mapped {}
 
+#[cfg_attr(
+    not(all(target_os = "linux", target_arch = "x86_64")),
+    allow(dead_code, reason = "only the x86-64 stack walk uses it")
+)]
 impl Mapped {
     /// A fresh mapping holding a copy of `src`.
     pub(crate) fn copy_of(src: &[u8]) -> io::Result<Mapped> {

@@ -170,6 +170,10 @@ pub(crate) struct Local {
     pub(crate) rng: Cell<u64>,
     /// The bounds of this thread's stack mapping, `[base, top)`; top 0
     /// until a stack capture needed them (`unwind.rs`).
+    #[cfg_attr(
+        not(all(target_os = "linux", target_arch = "x86_64")),
+        allow(dead_code, reason = "only the x86-64 stack walk uses it")
+    )]
     pub(crate) stack: Cell<(u64, u64)>,
 }
 

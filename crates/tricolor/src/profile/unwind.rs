@@ -353,7 +353,7 @@ mod fast {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, target_os = "linux", target_arch = "x86_64"))]
 mod tests {
     use super::*;
 
@@ -369,7 +369,6 @@ mod tests {
     /// The walk finds the same callers as the system unwinder: beyond the
     /// leading frames that differ (the unwinders' own, and the two call
     /// sites in `both`), the stacks are equal.
-    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
     #[test]
     fn capture_matches_the_system_unwinder() {
         assert_same_callers();
@@ -377,7 +376,6 @@ mod tests {
 
     /// Loading and unloading a shared object changes the loader's counts:
     /// the next capture rebuilds its module list, and still walks right.
-    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
     #[test]
     fn capture_follows_objects_loaded_and_unloaded() {
         let loaded = || {
