@@ -280,10 +280,9 @@ impl<T> GcVec<T> {
                 .alloc_dyn(8 * (new_cap + 1), &BUF_INFO)
                 .unwrap_or_else(|e| panic!("{e}"));
             self.reshape(|| {
-                // SAFETY: fresh buffer of new_cap + 1 words, exclusively
-                // ours until published below; the old one is live (as
-                // above). The copy follows the fence of `reshape` (module
-                // comment).
+                // The copy follows the fence of `reshape` (module comment).
+                // SAFETY: fresh buffer of new_cap + 1 words, exclusively ours
+                // until published below; the old one is live (as above).
                 unsafe {
                     *(nb as *mut usize) = new_cap;
                     let dst = (nb as *mut AtomicUsize).add(1);

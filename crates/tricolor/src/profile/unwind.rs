@@ -150,13 +150,12 @@ mod fast {
             if addr < sp || addr > top.saturating_sub(8) {
                 return Err(());
             }
-            // SAFETY: `[sp, top)` is the live part of this thread's stack
-            // (`top` is the end of its mapping, `sp` this frame's stack
-            // pointer, checked to lie in the mapping above): mapped,
-            // readable, and not written while this
-            // thread is in here (its callers are suspended in calls).
-            // Unaligned reads are allowed: a wrong rule may ask for any
-            // address.
+            // `[sp, top)` is the live part of this thread's stack (`top` the
+            // end of its mapping, `sp` this frame's stack pointer, checked
+            // above to lie in it). A wrong rule may ask for any address.
+            // SAFETY: in `[sp, top)`: mapped, readable, and not written while
+            // this thread is in here (its callers are suspended in calls);
+            // the read is unaligned-tolerant.
             Ok(unsafe { (addr as *const u64).read_unaligned() })
         };
         let mut frames =
@@ -179,10 +178,10 @@ mod fast {
             return Some(cached);
         }
         let mut attr = MaybeUninit::<libc::pthread_attr_t>::uninit();
+        // glibc allocates here with its own malloc, not the Rust global
+        // allocator: this does not re-enter the tracking allocator.
         // SAFETY: `pthread_getattr_np` initialises `attr` when it returns
-        // 0; only then is it read and destroyed. glibc allocates with its own
-        // malloc, not the Rust global allocator, so this does not re-enter
-        // the tracking allocator.
+        // 0; only then is it read and destroyed.
         let bounds = unsafe {
             if libc::pthread_getattr_np(libc::pthread_self(), attr.as_mut_ptr()) != 0 {
                 return None;
@@ -209,52 +208,45 @@ mod fast {
             .map(|s| s.loaded)
     }
 
-    /// The loader's counts of objects loaded and unloaded so far.
-    fn loader_counts() -> (u64, u64) {
-        unsafe extern "C" fn first(
+    /// Calls `f` on each loaded object (`dl_iterate_phdr`, with the loader
+    /// lock held) until it returns false.
+    fn each_object<F: FnMut(&libc::dl_phdr_info) -> bool>(mut f: F) {
+        unsafe extern "C" fn call<F: FnMut(&libc::dl_phdr_info) -> bool>(
             info: *mut libc::dl_phdr_info,
             _size: usize,
             data: *mut c_void,
         ) -> c_int {
             // SAFETY: `dl_iterate_phdr` passes a valid `info` for the call;
-            // `data` is the `(u64, u64)` of `loader_counts`, borrowed
-            // mutably by nothing else during the call.
-            unsafe {
-                let info = &*info;
-                *(data as *mut (u64, u64)) = (info.dlpi_adds, info.dlpi_subs);
-            }
-            1 // the counts are the same in every entry: stop
+            // `data` is `each_object`'s `f`, borrowed by nothing else then.
+            let (info, f) = unsafe { (&*info, &mut *(data as *mut F)) };
+            c_int::from(!f(info))
         }
+        // SAFETY: `call::<F>` matches the callback type; `data` is `f`, which
+        // outlives the call.
+        unsafe { libc::dl_iterate_phdr(Some(call::<F>), &mut f as *mut F as *mut c_void) };
+    }
+
+    /// The loader's counts of objects loaded and unloaded so far (the same
+    /// in every entry: the first one is enough).
+    fn loader_counts() -> (u64, u64) {
         let mut counts = (0u64, 0u64);
-        // SAFETY: `first` matches the callback type and only writes `counts`,
-        // which outlives the call.
-        unsafe { libc::dl_iterate_phdr(Some(first), &mut counts as *mut _ as *mut c_void) };
+        each_object(|info| {
+            counts = (info.dlpi_adds, info.dlpi_subs);
+            false
+        });
         counts
     }
 
     /// An unwinder over every loaded object with unwind information (step 1).
     fn modules() -> UnwinderX86_64<Mapped> {
-        unsafe extern "C" fn add(
-            info: *mut libc::dl_phdr_info,
-            _size: usize,
-            data: *mut c_void,
-        ) -> c_int {
-            // SAFETY: `dl_iterate_phdr` passes a valid `info`, whose program
-            // headers and segments stay mapped for the call (the loader lock
-            // is held); `data` is the unwinder of `modules`, borrowed by
-            // nothing else during the call.
-            unsafe {
-                let u = &mut *(data as *mut UnwinderX86_64<Mapped>);
-                if let Some(m) = module(&*info) {
-                    u.add_module(m);
-                }
-            }
-            0
-        }
         let mut u = UnwinderX86_64::new();
-        // SAFETY: `add` matches the callback type and only adds modules to
-        // `u`, which outlives the call.
-        unsafe { libc::dl_iterate_phdr(Some(add), &mut u as *mut _ as *mut c_void) };
+        each_object(|info| {
+            // SAFETY: an entry `dl_iterate_phdr` passed, during its call.
+            if let Some(m) = unsafe { module(info) } {
+                u.add_module(m);
+            }
+            true
+        });
         u
     }
 
