@@ -100,7 +100,7 @@ impl ThreadState {
             depth: Cell::new(0),
             cache: UnsafeCell::new(ThreadCache::new()),
             roots: UnsafeCell::new(Vec::new()),
-            gray: UnsafeCell::new(Vec::new()),
+            gray: UnsafeCell::new(Vec::with_capacity(crate::collector::GRAY_BUF)),
             dirty: AtomicBool::new(false),
         }
     }
@@ -119,7 +119,7 @@ impl ThreadState {
         let gray = unsafe { &mut *self.gray.get() };
         gray.push(v);
         self.dirty.store(true, SeqCst);
-        if gray.len() >= 256 {
+        if gray.len() >= crate::collector::GRAY_BUF {
             crate::collector::publish_gray(gray);
         }
     }

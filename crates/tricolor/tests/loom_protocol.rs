@@ -42,8 +42,8 @@
 //!   allocation (a Relaxed load of `FLAGS`; with `BLACK`, mark the new object
 //!   without queueing it and shade the edges it is born with), `drain` with
 //!   its 8-entry FIFO (it decides the scan order, and so which interleavings
-//!   exist), `drain_all` (drain, then take the published grey buffers under
-//!   the `GRAY` mutex, until both are empty), `terminate` (rounds: clear
+//!   exist), `drain_all` (drain, then take the published grey buffers from
+//!   the lock-free `GRAY` stack, until both are empty), `terminate` (rounds: clear
 //!   every `dirty` flag, handshake, end if `GRAY` is empty and no thread is
 //!   dirty, else drain and repeat) and `cycle` (set `MARKING`, snapshot
 //!   `THREADS`, handshake, set `BLACK`, mark roots, drain, terminate, stop
@@ -329,8 +329,10 @@ struct World {
     /// starts, before it publishes any flag (the real `OnceLock`'s
     /// Release/Acquire is this mutex's).
     waiter: Mutex<Option<thread::Thread>>,
-    /// `GRAY`: published grey buffers (a bit set of objects).
-    gray: Mutex<u64>,
+    /// `GRAY`: published grey buffers (a bit set of objects). The real
+    /// code's lock-free stack: a push is one SeqCst CAS (here a SeqCst
+    /// `fetch_or`), the collector takes all with one SeqCst swap.
+    gray: AtomicU64,
     /// `THREADS`.
     threads: Mutex<Vec<Arc<Mutator>>>,
     edges: Vec<[AtomicUsize; EDGES]>,
@@ -370,7 +372,7 @@ impl World {
             }),
             blocked: AtomicUsize::new(0),
             waiter: Mutex::new(None),
-            gray: Mutex::new(0),
+            gray: AtomicU64::new(0),
             threads: Mutex::new(Vec::new()),
             edges,
             marks: AtomicU64::new(0),
@@ -519,9 +521,8 @@ impl World {
     /// `flush_gray` + `publish_gray`.
     fn flush_gray(&self, t: &Mutator) {
         if t.gray.load(Relaxed) != 0 {
-            let mut g = self.gray.lock().unwrap();
             let b = t.gray.load(Relaxed);
-            *g |= b;
+            self.gray.fetch_or(b, SeqCst);
             t.gray.store(0, Relaxed);
             self.log('M', format!("publishes grey {}", self.set_names(b)));
         }
@@ -790,13 +791,12 @@ impl World {
     fn drain_all(&self, stack: &mut Vec<usize>) {
         loop {
             self.drain(stack);
-            let mut g = self.gray.lock().unwrap();
-            if *g == 0 {
+            if self.gray.load(SeqCst) == 0 {
                 return;
             }
-            stack.extend(bits(*g));
-            self.log('C', format!("takes published grey {}", self.set_names(*g)));
-            *g = 0;
+            let g = self.gray.swap(0, SeqCst);
+            stack.extend(bits(g));
+            self.log('C', format!("takes published grey {}", self.set_names(g)));
         }
     }
 
@@ -811,7 +811,7 @@ impl World {
             }
             self.log('C', "clears the dirty flags".into());
             self.handshake(&threads);
-            let gray_empty = *self.gray.lock().unwrap() == 0;
+            let gray_empty = self.gray.load(SeqCst) == 0;
             let dirty = threads.iter().any(|t| t.dirty.load(SeqCst));
             let clean =
                 (gray_empty || self.faults.ignore_gray) && (!dirty || self.faults.ignore_dirty);
@@ -879,7 +879,7 @@ impl World {
             );
             left |= b;
         }
-        left |= std::mem::take(&mut *self.gray.lock().unwrap());
+        left |= self.gray.swap(0, SeqCst);
         assert!(
             left == 0 || self.retry_allowed,
             "SAFETY VIOLATION: grey work left at the stop: {} (marked: {}); interleaving:\n  {}",
