@@ -55,6 +55,14 @@
 //! chunk (`MAX_CHUNK` = 16 spans, 4 MiB). Sweeping (`free_span`) and
 //! allocation never wait for the scavenger otherwise.
 //!
+//! `malloc`'s memory: [`free_os_memory`] also returns the whole free
+//! pages glibc keeps to the OS (`malloc_trim(0)`; other C libraries have no
+//! such call). The background scavenger does not: trimming at the end of
+//! each cycle under a memory limit was tried on `churn` and held every
+//! arena's lock for 30-130 ms per call while RSS moved by -7 to +8 MiB
+//! (the freed `String`s' pages are reused by the next allocations, so
+//! releasing them only makes them fault back in).
+//!
 //! Invariants:
 //! - Only free object spans are released: a released or in-flight span has
 //!   no object in it (INV-SWEEP: a span returns to the page heap only when
@@ -240,8 +248,20 @@ fn worker() {
     }
 }
 
+/// Returns `malloc`'s whole free pages to the OS (glibc's `malloc_trim`;
+/// nothing elsewhere).
+fn trim_malloc() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `malloc_trim` has no preconditions; it takes each arena's
+    // lock itself, and only releases pages of free chunks.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Runs a garbage collection, then returns the memory of every free span to
-/// the operating system (Go's `debug.FreeOSMemory`).
+/// the operating system (Go's `debug.FreeOSMemory`), and with glibc, the
+/// whole free pages `malloc` keeps (`malloc_trim`).
 ///
 /// Free spans stay mapped, so the heap reuses them without a system call
 /// (their pages come back zeroed, on first touch). A background scavenger
@@ -272,6 +292,7 @@ pub fn free_os_memory() {
     let _work = lock(&WORK);
     let max = (PAGES.figures().releasable / SPAN_BYTES as u64) as usize;
     scavenge(&PAGES, 0, None, max);
+    trim_malloc();
 }
 
 #[cfg(test)]
