@@ -119,7 +119,7 @@ fn barrier_slow(ts: &ThreadState, old: usize, new: usize) {
 /// entries (896 bytes) keep its allocation in glibc's small-request range:
 /// a request of 1 KiB or more makes `malloc` first consolidate every free
 /// fast-bin chunk of the arena, and right after a sweep freed millions of
-/// `String`s that took a mutator's quiescent point 9-28 ms (measured on
+/// `String`s that took a mutator's quiescent point 9-31 ms (measured on
 /// `churn`, when publishing allocated 2 KiB buffers).
 pub(crate) const GRAY_BUF: usize = 112;
 
